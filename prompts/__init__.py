@@ -1,0 +1,1 @@
+"""Prompt templates, shipped inside the wheel as ``mevqa.prompts``."""
