@@ -216,7 +216,7 @@ class VLMBackend:
         if samples <= 1:
             raws = [self.vlm.generate(msgs)]
         else:  # self-consistency: sample, normalise, vote (ties go to the first sampled)
-            raws = [self.vlm.generate(msgs, do_sample=True) for _ in range(samples)]
+            raws = self.vlm.sample(msgs, n=samples)
         return self._finish(kind, question, raws, iv, ev)
 
     def _finish(self, kind, question, raws, iv, ev) -> Answer:

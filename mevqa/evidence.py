@@ -20,7 +20,9 @@ import base64
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -361,8 +363,23 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
                     intervals, hidden, curve, lost, settings)
 
 
+_ANALYSIS_MODULES = ("video", "face", "flow", "frontend", "spotting", "au", "facs", "evidence")
+
+
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    """A hash of the analysis code itself: a cache entry made by other code is never reused."""
+    h = hashlib.sha1()
+    here = Path(__file__).parent
+    for name in _ANALYSIS_MODULES:
+        p = here / f"{name}.py"
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:8]
+
+
 def _settings_key(config: EvidenceConfig) -> str:
-    return hashlib.sha1(f"{EVIDENCE_VERSION}{config!r}".encode()).hexdigest()[:10]
+    return hashlib.sha1(f"{EVIDENCE_VERSION}{_code_version()}{config!r}".encode()).hexdigest()[:10]
 
 
 def cache_dir() -> Path:
@@ -370,7 +387,15 @@ def cache_dir() -> Path:
     return Path(root).expanduser() / "evidence"
 
 
-_memory: dict[str, Evidence] = {}
+_memory: "OrderedDict[str, Evidence]" = OrderedDict()
+MEMORY_ITEMS = 32  # evidence kept in memory (a long-running app must not grow without bound)
+
+
+def _remember(key: str, ev: Evidence) -> None:
+    _memory[key] = ev
+    _memory.move_to_end(key)
+    while len(_memory) > MEMORY_ITEMS:
+        _memory.popitem(last=False)
 
 
 def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), cache: bool = True,
@@ -382,13 +407,14 @@ def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), c
     """
     key = f"{clip.content_hash()}-{_settings_key(config)}"
     if cache and key in _memory:
+        _memory.move_to_end(key)
         return _memory[key]
     path = cache_dir() / f"{key}.json"
     if cache and path.exists():
         try:
             ev = Evidence.from_json(path.read_text())
             ev.clip = clip.source
-            _memory[key] = ev
+            _remember(key, ev)
             return ev
         except (ValueError, KeyError, TypeError):
             pass  # an old or damaged cache entry: recompute
@@ -401,7 +427,7 @@ def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), c
                                 progress=lambda i, n: say("reading action units", 0.6 + 0.4 * i / n))
     say("done", 1.0)
     if cache:
-        _memory[key] = ev
+        _remember(key, ev)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")

@@ -1,0 +1,192 @@
+"""AU detector (mevqa.au) on synthetic clips with known AUs and sides (mevqa.synth), plus contracts."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import pytest
+
+from mevqa import au
+from mevqa.au import AUConfig, AUError, LinearAUModel, NoIntervalError, detect_aus, detect_aus_clip, fit_linear
+
+ONSET, APEX, OFFSET = 8, 13, 19  # a 12-frame (0.4 s) micro-expression at 30 fps
+
+
+@lru_cache(maxsize=None)
+def synth_front(aus: tuple[str, ...] = (), side: str = "both", amplitude: float = 2.5, *, seed: int = 7,
+                drift: bool = True):
+    """Front end of a 1 s, 640x480, 30 fps synthetic clip with one micro event (or none)."""
+    from mevqa.frontend import run_frontend
+    from mevqa.synth import SynthConfig, SynthEvent, make_clip
+
+    events = [SynthEvent(ONSET, APEX, OFFSET, "micro", aus, side, amplitude)] if aus else []
+    clip, _ = make_clip(SynthConfig(fps=30.0, seconds=1.0, blinks=False, drift=drift, noise=2.0, seed=seed),
+                        events=events, name=f"synth_{'_'.join(aus) or 'neutral'}_{side}")
+    return run_frontend(clip)
+
+
+# Each AU synth draws, at micro amplitude (px at the apex in a 640x480 frame, IOD 100 px), one-sided
+# where FACS codes the AU per side.
+CASES = [
+    ("AU1", "both", 2.5), ("AU2", "right", 2.5), ("AU4", "both", 2.5), ("AU5", "left", 3.0),
+    ("AU6", "both", 2.5), ("AU7", "right", 3.0), ("AU9", "both", 2.5), ("AU10", "left", 2.5),
+    ("AU12", "left", 2.0), ("AU14", "right", 2.5), ("AU15", "left", 2.0), ("AU17", "both", 2.5),
+    ("AU20", "right", 2.0),
+]
+
+
+@pytest.mark.parametrize("code,side,amplitude", CASES)
+def test_single_micro_au_is_found_on_its_side(code, side, amplitude):
+    res = detect_aus(synth_front((code,), side, amplitude), ONSET, APEX)
+    present = {a.code: a for a in res.present_aus()}
+    assert code in present, res.to_markdown()
+    assert present[code].side == side, res.to_markdown()
+    # the event's AU is the strongest finding, and at most one neighbour leaks in beside it
+    assert res.present_aus()[0].code == code, res.to_markdown()
+    assert len(present) <= 2, res.to_markdown()
+
+
+def test_combination_and_emotion_rule():
+    from mevqa.facs import emotion_candidates
+
+    res = detect_aus(synth_front(("AU1", "AU2"), "both", 3.0), ONSET, APEX)
+    codes = {a.code for a in res.present_aus()}
+    assert {"AU1", "AU2"} <= codes
+    assert emotion_candidates(res.present_aus())[0].fine == "surprise"
+
+
+def test_neutral_pair_reports_nothing():
+    front = synth_front()
+    for onset, apex in ((ONSET, APEX), (2, 20)):
+        res = detect_aus(front, onset, apex)
+        assert res.present_aus() == [], res.to_markdown()
+        assert max(a.score for a in res.aus) < 0.5
+
+
+def test_head_drift_creates_no_aus():
+    """A neutral face that translates 6 px, rolls 2 degrees and grows 3% between onset and apex."""
+    from mevqa.frontend import run_frontend
+    from mevqa.synth import SynthConfig, make_clip
+    from mevqa.video import Clip
+
+    clip, _ = make_clip(SynthConfig(fps=30.0, seconds=1.0, blinks=False, drift=False, noise=2.0, seed=11), events=[])
+    frames = []
+    h, w = clip.frames.shape[1:3]
+    for i, f in enumerate(clip.frames):
+        t = i / (len(clip.frames) - 1)
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), 2.0 * t, 1.0 + 0.03 * t)
+        m[:, 2] += (6.0 * t, -3.0 * t)
+        frames.append(cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101))
+    front = run_frontend(Clip(np.stack(frames), clip.fps, "drift.mp4"))
+    res = detect_aus(front, 0, len(frames) - 1)
+    assert res.present_aus() == [], res.to_markdown()
+
+
+def test_to_dict_contract_and_flow():
+    front = synth_front(("AU12",), "left", 2.0)
+    res = detect_aus(front, ONSET, APEX)
+    d = res.to_dict()
+    assert list(d) == ["clip", "onset", "apex", "aus"]
+    assert (d["onset"], d["apex"]) == (ONSET, APEX)
+    assert [a["code"] for a in d["aus"]] == list(au.AU_CODES)
+    for a in d["aus"]:
+        assert list(a) == ["code", "name", "side", "intensity", "score", "present"]
+        assert a["side"] in ("left", "right", "both")
+        assert 0.0 <= a["score"] <= 1.0 and 0.0 <= a["intensity"] <= 1.0
+        assert a["present"] == (a["score"] >= 0.5)
+    au12 = next(a for a in d["aus"] if a["code"] == "AU12")
+    assert au12["name"] == "lip corner puller" and au12["present"] and au12["side"] == "left"
+    assert json.loads(json.dumps(d)) == d
+    # the flow map comes with the result (aligned-crop pixels) but is not exported
+    assert res.flow.shape == (*front.faces.gray.shape[1:], 2) and "flow" not in d
+    md = res.to_markdown()
+    assert "| AU12 | lip corner puller | yes | left |" in md
+    assert res.present_aus()[0].intensity_letter in "ABCDE"
+
+
+def test_frames_map_to_the_clip_and_bad_frames_fail():
+    front = synth_front(("AU12",), "left", 2.0)
+    with pytest.raises(AUError, match="before onset"):
+        detect_aus(front, APEX, ONSET)
+    with pytest.raises(AUError, match="outside the clip"):
+        detect_aus(front, 0, 10_000)
+
+
+def test_intensity_letters():
+    assert [au.intensity_letter(x) for x in (0.0, 0.25, 0.5, 0.7, 1.0)] == list("ABCDE")
+
+
+def test_clip_without_interval_raises_one_line_error():
+    from mevqa.frontend import run_frontend
+
+    front = synth_front(drift=False)
+    with pytest.raises(NoIntervalError) as e:
+        detect_aus_clip(front.clip, front=front)
+    assert "\n" not in str(e.value) and "--onset" in str(e.value)
+    assert isinstance(e.value, ValueError)
+    # with frames given, the same clip is analysed (and nothing is found)
+    res = detect_aus_clip(front.clip, onset=2, apex=9, front=run_frontend(front.clip))
+    assert res.present_aus() == []
+
+
+def _toy_features(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(au.AUFeatures.names())))
+    y = np.zeros((n, len(au.AU_CODES)))
+    y[:, 0] = x[:, 0] + 0.3 * rng.normal(size=n) > 0.5   # AU1 follows its own flow feature
+    y[:, 8] = x[:, 32] - 0.5 * x[:, 34] > 0               # AU12 a mix of its own features
+    return x, y
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_linear_model_roundtrip_without_pickle(tmp_path, suffix):
+    x, y = _toy_features()
+    model = fit_linear(x, y)
+    p = model.predict_proba(x)
+    assert p.shape == y.shape
+    assert ((p[:, 0] > 0.5) == y[:, 0]).mean() > 0.85
+    assert ((p[:, 8] > 0.5) == y[:, 8]).mean() > 0.9
+    assert np.allclose(p[:, 3], y[:, 3].mean() + 1e-3, atol=0.01)  # never present: base rate
+    path = model.save(tmp_path / f"m{suffix}")
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:  # plain arrays only
+            assert set(z.files) == {"codes", "feature_names", "mean", "scale", "weights", "bias"}
+    loaded = LinearAUModel.load(path)
+    assert loaded.codes == model.codes and loaded.feature_names == model.feature_names
+    assert np.allclose(loaded.predict_proba(x), p)
+
+
+def test_model_file_with_objects_is_refused(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, codes=np.array([{"x": 1}], dtype=object), feature_names=np.array(["a"]), mean=np.zeros(1),
+             scale=np.ones(1), weights=np.zeros((1, 1)), bias=np.zeros(1))
+    with pytest.raises(AUError):
+        LinearAUModel.load(path)
+    with pytest.raises(AUError, match="not found"):
+        LinearAUModel.load(tmp_path / "missing.npz")
+
+
+def test_model_path_in_config_drives_scores(tmp_path):
+    front = synth_front(("AU12",), "left", 2.0)
+    feats = au.au_features(front, ONSET, APEX)
+    neutral = au.au_features(synth_front(), ONSET, APEX)
+    labels = [["AU12"], []] * 4
+    model = fit_linear([feats, neutral] * 4, labels, l2=0.1)
+    path = model.save(tmp_path / "au.json")
+    res = detect_aus(front, ONSET, APEX, config=AUConfig(model_path=str(path)))
+    assert res["AU12"].present and res["AU12"].side == "left"
+    assert not res["AU4"].present
+
+
+def test_real_video_sad_part(real_short):
+    """Frames 0 -> 30 of the real video: the brows knit down (AU4) and the cheeks rise (AU6) as she
+    starts to cry; the mouth stays closed (no AU25/AU26)."""
+    from mevqa.frontend import run_frontend
+
+    res = detect_aus(run_frontend(real_short), 0, 30)
+    codes = {a.code for a in res.present_aus()}
+    assert {"AU4", "AU6"} <= codes, res.to_markdown()
+    assert not codes & {"AU25", "AU26"}, res.to_markdown()
+    assert res.features.noise > 0.005  # real footage: the noise floor, not the synthetic thresholds, decides
