@@ -326,16 +326,55 @@ def _interval_evidence(front: FrontEnd, k: int, onset: int, apex: int, offset: i
                             images)
 
 
-def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = EvidenceConfig(), progress=None) -> Evidence:
-    """Spot, detect AUs per interval, apply the FACS rules and the hidden-emotion check."""
+def _coded_interval(front: FrontEnd, sr, coded: tuple, config: EvidenceConfig) -> IntervalEvidence:
+    """The interval a dataset's coding sheet gives (onset, apex or None, offset or None), measured.
+
+    A missing apex is the frame of strongest motion in [onset, offset]; a missing offset is the clip's
+    last frame. The motion score and ROI contributions come from the spotted interval that overlaps it
+    most (0 when none does).
+    """
+    clip = front.clip
+    last = clip.n_frames - 1
+    onset, apex, offset = coded
+    if not 0 <= int(onset) <= last:
+        raise ValueError(f"{clip.source}: onset {onset} is outside the clip (0-{last})")
+    offset = last if offset is None else min(int(offset), last)
+    onset = min(int(onset), offset)
+    if apex is None:
+        lo, hi = front.to_analysis(onset), front.to_analysis(offset)
+        apex = int(front.to_clip(lo + int(np.argmax(np.asarray(sr.combined)[lo:hi + 1]))))
+    apex = int(min(max(int(apex), onset), offset))
+
+    def overlap(iv):
+        inter = min(iv.offset, offset) - max(iv.onset, onset) + 1
+        return inter / (max(iv.offset, offset) - min(iv.onset, onset) + 1) if inter > 0 else 0.0
+
+    best = max(sr.intervals, key=overlap, default=None)
+    best = best if best is not None and overlap(best) > 0 else None
+    kind = "micro" if (offset - onset + 1) / clip.fps <= 0.5 else "macro"
+    return _interval_evidence(front, 0, onset, apex, offset, kind, best.score if best else 0.0,
+                              getattr(best, "rois", {}) if best else {}, config)
+
+
+def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = EvidenceConfig(), coded: tuple | None = None,
+                           progress=None) -> Evidence:
+    """Spot, detect AUs per interval, apply the FACS rules and the hidden-emotion check.
+
+    With ``coded = (onset, apex, offset)`` (a dataset's coding sheet; apex/offset may be None) the
+    evidence holds that one interval instead of the spotted ones: training uses the labelled frames.
+    """
     from .spotting import spot
 
     clip = front.clip
-    # 1. Spot intervals; keep the strongest few, in time order.
+    # 1. Spot intervals; keep the strongest few, in time order (or measure the coded one).
     sr = spot(front)
-    spotted = sorted(sorted(sr.intervals, key=lambda iv: -iv.score)[: config.max_intervals], key=lambda iv: iv.onset)
-    # 2. AUs and emotions per interval.
     intervals = []
+    if coded is not None:
+        intervals.append(_coded_interval(front, sr, coded, config))
+        spotted = []
+    else:
+        spotted = sorted(sorted(sr.intervals, key=lambda iv: -iv.score)[: config.max_intervals], key=lambda iv: iv.onset)
+    # 2. AUs and emotions per interval.
     for k, iv in enumerate(spotted):
         intervals.append(_interval_evidence(front, k, iv.onset, iv.apex, iv.offset, iv.kind, iv.score,
                                             getattr(iv, "rois", {}), config))
@@ -358,6 +397,8 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
     curve = _downsample_curve(np.asarray(sr.times), ys, config.curve_points)
     settings = {"max_fps": config.frontend.max_fps, "crop": config.frontend.align.size,
                 "text_budget_tokens": config.text_budget_tokens, "step": front.step}
+    if coded is not None:
+        settings["interval"] = "coded (onset/apex/offset from the coding sheet)"
     lost = [int(front.to_clip(i)) for i in front.track.lost_frames]
     return Evidence(clip.source, clip.content_hash(), clip.fps, clip.n_frames, clip.size[0], clip.size[1],
                     intervals, hidden, curve, lost, settings)
@@ -398,14 +439,18 @@ def _remember(key: str, ev: Evidence) -> None:
         _memory.popitem(last=False)
 
 
-def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), cache: bool = True,
-                     progress=None) -> Evidence:
+def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), coded: tuple | None = None,
+                     cache: bool = True, progress=None) -> Evidence:
     """The Evidence of a clip, computed once and cached by clip content and settings.
 
-    The cache lives in memory and on disk (``$MEVQA_CACHE`` or ``~/.cache/mevqa/evidence``); set
-    ``cache=False`` to recompute. ``progress`` is an optional ``(stage: str, fraction: float)`` callable.
+    ``coded = (onset, apex, offset)`` measures a dataset's labelled interval instead of the spotted
+    ones (see :func:`evidence_from_frontend`). The cache lives in memory and on disk (``$MEVQA_CACHE``
+    or ``~/.cache/mevqa/evidence``); set ``cache=False`` to recompute. ``progress`` is an optional
+    ``(stage: str, fraction: float)`` callable.
     """
     key = f"{clip.content_hash()}-{_settings_key(config)}"
+    if coded is not None:
+        key += "-coded-" + "-".join("x" if v is None else str(int(v)) for v in coded)
     if cache and key in _memory:
         _memory.move_to_end(key)
         return _memory[key]
@@ -423,14 +468,14 @@ def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), c
     front = run_frontend(clip, config=config.frontend,
                          progress=lambda i, n: say("tracking the face", 0.6 * i / n))
     say("spotting and reading action units", 0.6)
-    ev = evidence_from_frontend(front, config=config,
+    ev = evidence_from_frontend(front, config=config, coded=coded,
                                 progress=lambda i, n: say("reading action units", 0.6 + 0.4 * i / n))
     say("done", 1.0)
     if cache:
         _remember(key, ev)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # one writer per process
             tmp.write_text(ev.to_json(images=True))
             tmp.replace(path)  # atomic: a crash never leaves half a cache entry
         except OSError:
