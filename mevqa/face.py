@@ -13,6 +13,9 @@ convention too.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass, field
 
 import cv2
@@ -102,8 +105,34 @@ class FaceTrack:
         return len(self.landmarks)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence MediaPipe's native (C++) log lines while its graph starts; Python errors still raise.
+
+    TensorFlow Lite and absl print INFO/WARNING lines straight to file descriptor 2 when a FaceMesh
+    graph starts, which users of a command-line tool read as errors. Set MEVQA_VERBOSE=1 to see them.
+    """
+    if os.environ.get("MEVQA_VERBOSE"):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _mesh(static: bool, max_faces: int, refine: bool, min_confidence: float):
-    import mediapipe as mp  # noqa: PLC0415 - heavy import, only when tracking
+    with _quiet_native_stderr():
+        import mediapipe as mp  # noqa: PLC0415 - heavy import, only when tracking
 
     return mp.solutions.face_mesh.FaceMesh(
         static_image_mode=static, max_num_faces=max_faces, refine_landmarks=refine,
@@ -121,7 +150,7 @@ def _pick_face(faces: list[np.ndarray], previous: np.ndarray | None) -> np.ndarr
 
 def detect_landmarks(image: np.ndarray, *, refine: bool = True, max_faces: int = 4) -> np.ndarray | None:
     """Landmarks (478, 2) of the largest face in one RGB image, or None."""
-    with _mesh(True, max_faces, refine, 0.5) as mesh:
+    with _mesh(True, max_faces, refine, 0.5) as mesh, _quiet_native_stderr():
         res = mesh.process(np.ascontiguousarray(image))
     if not res.multi_face_landmarks:
         return None
@@ -148,7 +177,11 @@ def track_face(clip: Clip | np.ndarray, *, refine: bool = True, max_faces: int =
     prev = None
     with _mesh(False, max_faces, refine, min_confidence) as mesh:
         for i in range(t):
-            res = mesh.process(np.ascontiguousarray(frames[i]))
+            if i == 0:  # the graph starts (and logs) on the first frame
+                with _quiet_native_stderr():
+                    res = mesh.process(np.ascontiguousarray(frames[i]))
+            else:
+                res = mesh.process(np.ascontiguousarray(frames[i]))
             if res.multi_face_landmarks:
                 faces = [np.array([(p.x * w, p.y * h) for p in f.landmark], np.float32)
                          for f in res.multi_face_landmarks]
