@@ -164,9 +164,10 @@ def open_answer(ev: Evidence, iv: IntervalEvidence | None, question: str) -> str
                 "the noise, so there is nothing to interpret.")
     if _HIDING.search(q):
         if ev.hidden:
-            lines = [f"There is something worth a second look: {h.explanation}." for h in ev.hidden]
-            return " ".join(lines) + (" This is a flag, not proof: a micro-expression shows a brief feeling, "
-                                      "not a lie or its reason.")
+            items = [h.explanation for h in ev.hidden]
+            listed = items[0] if len(items) == 1 else "; ".join(f"({k}) {x}" for k, x in enumerate(items, 1))
+            return (f"Worth a second look: {listed}. This is a flag, not proof: a micro-expression shows a brief "
+                    "feeling, not a lie or its reason.")
         return ("Nothing suggests a concealed emotion: no micro-expression conflicts with the visible expressions, "
                 "and none appears on an otherwise neutral face. Micro-expression analysis cannot tell whether "
                 "someone is lying.")

@@ -265,27 +265,49 @@ def _downsample_curve(t: np.ndarray, ys: dict, n: int) -> dict:
     return {k: [round(float(v), 4) for v in np.asarray(y)[idx]] for k, y in {"times": t, **ys}.items()}
 
 
-def hidden_emotion_check(intervals: list[IntervalEvidence], fps: float, *, context_seconds: float = 1.0
-                         ) -> list[HiddenEmotionFinding]:
+def _calm_around(iv: IntervalEvidence, curve: dict | None, seconds: float) -> bool:
+    """Whether the motion curve is quiet in the ``seconds`` before and after an interval.
+
+    Quiet means the median motion there stays under the spotter's threshold (or, without one, under a
+    third of the interval's own peak): a held or ongoing expression is not a neutral face.
+    """
+    if not curve or not curve.get("times"):
+        return True
+    t = np.asarray(curve["times"], float)
+    m = np.asarray(curve["motion"], float)
+    ctx = ((t >= iv.t_onset - seconds) & (t < iv.t_onset)) | ((t > iv.t_offset) & (t <= iv.t_offset + seconds))
+    if not ctx.any():
+        return True
+    inside = (t >= iv.t_onset) & (t <= iv.t_offset)
+    peak = m[inside].max() if inside.any() else m.max()
+    limit = np.median(np.asarray(curve["threshold"], float)[ctx]) if curve.get("threshold") else peak / 3
+    return float(np.median(m[ctx])) <= max(limit, 1e-6)
+
+
+def hidden_emotion_check(intervals: list[IntervalEvidence], fps: float, *, curve: dict | None = None,
+                         context_seconds: float = 0.4) -> list[HiddenEmotionFinding]:
     """Flag micro-expressions that conflict with their context or appear on an otherwise neutral face.
 
     A micro-expression *inside or next to* (within ``context_seconds``) a macro-expression of another
-    valence is a "valence conflict" (a fleeting brow lowering inside a smile). A micro-expression with no
-    macro-expression around it is a "micro-expression on a neutral face". Both are flags to look at,
-    not proof of concealment.
+    valence is a "valence conflict" (a fleeting brow lowering inside a smile). A micro-expression with
+    no other expression within ``context_seconds`` is a "micro-expression on a neutral face"; a burst of
+    movements (laughter broken into pieces, talking), or one over a face that keeps moving (``curve``,
+    the motion curve, stays above the threshold around it), is neither. Both are flags to look at, not proof
+    of concealment.
     """
     found = []
-    macros = [iv for iv in intervals if iv.kind == "macro" and not iv.assumed]
+    real = [iv for iv in intervals if not iv.assumed]
     pad = context_seconds * fps
-    for iv in intervals:
-        if iv.kind != "micro" or iv.assumed or not iv.top_emotion:
+    for iv in real:
+        if iv.kind != "micro" or not iv.top_emotion:
             continue
         mine = iv.top_emotion
-        around = [m for m in macros if m.onset - pad <= iv.apex <= m.offset + pad]
+        near = [o for o in real if o is not iv and o.onset - pad <= iv.offset and iv.onset <= o.offset + pad]
+        macros = [m for m in near if m.kind == "macro"]
         when = f"{iv.t_onset:.2f}-{iv.t_offset:.2f} s (frames {iv.onset}-{iv.offset})"
         aus = ", ".join(a["name"] for a in iv.aus[:3]) or "facial motion"
-        if around:
-            ctx = max(around, key=lambda m: m.score)
+        if macros:
+            ctx = max(macros, key=lambda m: m.score)
             theirs = ctx.top_emotion
             if theirs and theirs["coarse"] != mine["coarse"]:
                 found.append(HiddenEmotionFinding(
@@ -293,7 +315,7 @@ def hidden_emotion_check(intervals: list[IntervalEvidence], fps: float, *, conte
                     f"a fleeting {mine['fine']} micro-expression ({aus}) at {when} conflicts with the surrounding "
                     f"{theirs['fine']} expression ({ctx.t_onset:.2f}-{ctx.t_offset:.2f} s)",
                     iv.onset, iv.apex, iv.offset, mine["fine"], theirs["fine"]))
-        else:
+        elif not near and _calm_around(iv, curve, 2 * context_seconds):
             found.append(HiddenEmotionFinding(
                 iv.index, "micro-expression on a neutral face",
                 f"a brief {mine['fine']} micro-expression ({aus}) at {when} on an otherwise neutral face",
@@ -390,11 +412,11 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
                                                 "micro" if clip.duration <= 0.5 else "macro", 0.0, {}, config,
                                                 assumed=True))
     # 4. Hidden-emotion check and the curve for plots.
-    hidden = hidden_emotion_check(intervals, clip.fps)
     ys = {"motion": sr.combined}
     if getattr(sr, "threshold", None) is not None and len(sr.threshold) == len(sr.combined):
         ys["threshold"] = sr.threshold
     curve = _downsample_curve(np.asarray(sr.times), ys, config.curve_points)
+    hidden = hidden_emotion_check(intervals, clip.fps, curve=curve)
     settings = {"max_fps": config.frontend.max_fps, "crop": config.frontend.align.size,
                 "text_budget_tokens": config.text_budget_tokens, "step": front.step}
     if coded is not None:

@@ -134,3 +134,12 @@ def test_empty_question_and_adapter_without_model():
         Agent().ask(Evidence("a", "x", FPS, 1, 1, 1, [], [], {}, [], {}), "  ")
     with pytest.raises(ValueError, match="--adapter needs --model"):
         Agent.from_args(adapter="somewhere")
+
+
+def test_micro_over_a_moving_face_is_not_called_neutral():
+    smirk = _iv(0, 60, 65, 70, "micro", [_au("AU14", "dimpler", "left")], [_emo("contempt", "negative")])
+    t = [i / FPS for i in range(120)]
+    busy = {"times": t, "motion": [5.0] * 120, "threshold": [1.0] * 120}
+    calm = {"times": t, "motion": [0.2] * 55 + [5.0] * 20 + [0.2] * 45, "threshold": [1.0] * 120}
+    assert hidden_emotion_check([smirk], FPS, curve=busy) == []
+    assert [h.kind for h in hidden_emotion_check([smirk], FPS, curve=calm)] == ["micro-expression on a neutral face"]
