@@ -199,7 +199,12 @@ def _cmd_ask(a) -> None:
     if a.json:
         _print_json(ans.to_dict(include_evidence=True))
     else:
-        print(ans.text)
+        if ans.text:
+            print(ans.text)
+        else:  # keep stdout scriptable: an empty line means no scoreable answer
+            print()
+            raw = " ".join(ans.raw.split())[:200]
+            print(f"({ans.note} The model said: {raw!r})", file=sys.stderr)
         print(f"[{ans.backend}]", file=sys.stderr)
 
 
