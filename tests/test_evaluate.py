@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from mevqa import evaluate as E
+from mevqa import report as R
+from mevqa import strs as S
 from mevqa.cli import main as cli_main
 from mevqa.data.megc import MegcRecord
 
@@ -196,7 +198,7 @@ def test_text_scores_on_hand_made_files(tmp_path):
     gt, pred = tmp_path / "gt.jsonl", tmp_path / "pred.jsonl"
     gt.write_text("".join(_rec(r, "casme2", "sub01", "A", q, a) + "\n" for r, q, a, _ in rows))
     pred.write_text("".join(_rec(r, "casme2", "sub01", "A", q, p) + "\n" for r, q, _, p in rows))
-    v = E.score_predictions(pred, gt).overall.vqa
+    v = R.score_predictions(pred, gt).overall.vqa
     # sentence BLEU-4, smoothing 1: the long exact sentence scores 1; the one-word exact answer has
     # precisions 1, 0.1, 0.1, 0.1 (0 n-grams -> 0.1), so its BLEU is 0.1 ** (3/4)
     assert v.bleu_sentence_smoothed == pytest.approx((1 + 0.1 ** 0.75) / 2, abs=1e-6)
@@ -210,7 +212,7 @@ def test_text_scores_on_hand_made_files(tmp_path):
             ("u2", "Is the action unit brow lowerer shown on the face?", "yes", "")]
     gt.write_text("".join(_rec(r, "samm", "6", "C", q, a) + "\n" for r, q, a, _ in rows))
     pred.write_text("".join(_rec(r, "samm", "6", "C", q, p) + "\n" for r, q, _, p in rows))
-    v = E.score_predictions(pred, gt).overall.vqa
+    v = R.score_predictions(pred, gt).overall.vqa
     assert v.rouge1_recall == pytest.approx((0.5 + 0) / 2)
     assert v.rouge1_f1 == pytest.approx((2 / 3 + 0) / 2)
     assert v.presence_accuracy == 0.0
@@ -219,7 +221,7 @@ def test_text_scores_on_hand_made_files(tmp_path):
 def test_score_refuses_a_question_file_as_ground_truth(tmp_path):
     q = megc_file(SAMM_TEST)
     with pytest.raises(E.EvalError, match="question file, not ground truth"):
-        E.score_predictions(q, q)
+        R.score_predictions(q, q)
 
 
 def test_strs_csvs_are_scored_like_metrics_does(tmp_path, capsys):
@@ -456,8 +458,8 @@ def test_strs_spots_long_videos_writes_csv_and_scores(tmp_path, monkeypatch, cap
     gt_csv = tmp_path / "gt.csv"
     gt_csv.write_text("\n".join(rows) + "\n")
     # chunks of 2.5 s overlapping by 1 s: the 4.5 s videos are read in three pieces
-    monkeypatch.setattr(E, "STRS_CHUNK_SECONDS", 2.5)
-    monkeypatch.setattr(E, "STRS_OVERLAP_SECONDS", 1.0)
+    monkeypatch.setattr(S, "STRS_CHUNK_SECONDS", 2.5)
+    monkeypatch.setattr(S, "STRS_OVERLAP_SECONDS", 1.0)
     out = tmp_path / "strs.csv"
     assert run_cli("--strs", out, "--clips", root, "--gt", gt_csv, "--fps", 30, "--report", tmp_path / "rep") == 0
     assert out.read_text().splitlines()[0] == "subject,video,onset,offset,emotion"
@@ -479,11 +481,11 @@ def test_strs_spots_long_videos_writes_csv_and_scores(tmp_path, monkeypatch, cap
     monkeypatch.setenv("WORLD_SIZE", "2")
     for rank in ("1", "0"):
         monkeypatch.setenv("RANK", rank)
-        E.run_strs(out3, root, fps=30, progress=False, poll_seconds=0.05)
+        S.run_strs(out3, root, fps=30, progress=False, poll_seconds=0.05)
     assert out3.read_text() == out.read_text() and not list(tmp_path.glob("strs_sharded.csv.part*"))
 
 
 @pytest.mark.parametrize("rel, subject", [("sub01/EP02_01f", "1"), ("rawpic/s15/15_0101disgustingteeth", "15"),
                                           ("SAMM_longvideos/006_1", "6"), ("2/vid.mp4", "2"), ("x/vid", "x")])
 def test_strs_subject_from_the_layout(rel, subject):
-    assert E._subject_of(Path(rel)) == subject
+    assert S._subject_of(Path(rel)) == subject
