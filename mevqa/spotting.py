@@ -1,37 +1,49 @@
 """Micro- and macro-expression spotting from ROI optical flow.
 
 The design follows the classic ROI-flow spotters that won the MEGC2022 spotting task and the MEGC2024
-cross-cultural spotting task (see NOTES.md, section 2; the MEGC2022 entry is usually cited as He et
-al.): flow from the first frame of a sliding window to every later frame, a handful of small regions
-of interest (brows, lower lids, nose wings, mouth corners, lips, chin, cheeks), per region the mean of
-the largest 20-30% flow magnitudes after the head motion measured on the nose ridge is removed, a
-low-pass filter, thresholds relative to a local baseline (rise above the local minimum within about
-+-1 s) and above a robust noise floor, boundaries calibrated toward the neighbouring valleys, the union
-of overlapping detections across regions, and micro versus macro by duration. The older whole-face
-baseline of MEGC2020 (MDMD, F1 about 0.04 on CAS(ME)^2) shows why the regions matter. Eye blinks, the
-classic false positive of flow spotters, are found from the eyelid landmarks (eye aspect ratio of
-Soukupova & Cech, "Real-Time Eye Blink Detection using Facial Landmarks", CVWW 2016) and may not
-explain an interval on their own.
+cross-cultural spotting task (NOTES.md, section 2): optical flow from the first frame of a sliding
+window to every later frame; small regions of interest (inner and outer brows, upper and lower lids,
+nose wings, cheeks, mouth corners, lips, chin); per region the mean of the largest 20-30% flow
+magnitudes once the head's own motion is taken off; a low-pass filter (2 Hz); a rise above the local
+minimum within about +-1 s that must also clear a robust noise floor (median + k MAD); boundaries
+walked down toward the neighbouring valleys; detections of several regions merged into one interval;
+micro versus macro by duration (MEGC: micro <= 0.5 s, macro up to 4 s). The older whole-face
+baseline of MEGC2020 (MDMD, F1 about 0.04 on CAS(ME)^2) shows why the regions matter.
 
-One flow per analysed frame. Windows of ``window_seconds`` start every ``window_seconds * (1 -
-overlap)``; each frame is compared with the reference of the *oldest* window that still contains it,
-so the reference is always at least ``window_seconds * (1 - overlap)`` earlier (3.3 s by default) and
-any expression shorter than that is measured against a frame before its onset, while slow drift
-cannot build up over more than one window. Reference frames after the first are picked at the quietest
-moment near their nominal place, so a reference does not fall inside an expression. Every time
-constant is in seconds, so 30 fps and 200 fps footage behave alike. Results are reported in the
-original clip's 0-based, inclusive frame numbers.
+Where this implementation differs, and why:
+
+- Head motion is a similarity transform fitted robustly (Tukey IRLS) to the flow at rigid landmarks
+  (nose ridge, eye corners, forehead, face sides), not only the translation of the nose ridge: the
+  alignment's residual scale and roll jitter grows with the distance from the eyes and, left in,
+  shows up as false motion at the chin and lips.
+- One flow per analysed frame (DIS, about 3 ms at 224x224). Windows of ``window_seconds`` start
+  every ``window_seconds * (1 - overlap)``; each frame is compared with the reference of the *oldest*
+  window that still contains it, so the reference is always at least ``window_seconds * (1 -
+  overlap)`` earlier (3.3 s by default): any expression shorter than that is measured against a frame
+  before its onset, and slow drift cannot build up over more than one window. References after the
+  first are moved to the quietest frame near their nominal place, so none falls inside an expression.
+- Boundaries are found on a lightly smoothed copy (5 Hz) and moved out to where a smooth (raised-
+  cosine) rise would have left the noise; the 2 Hz signal only detects.
+- Eye blinks, the classic false positive of flow spotters, are found from the eyelid landmarks (the
+  upper lid falling in both eyes; eye aspect ratio of Soukupova & Cech, CVWW 2016) and explain
+  detections in the lid windows; in the brow and lower-lid windows the part of the upper lid's motion
+  that leaks into them is taken off first, so a blink alone yields nothing while an expression during
+  a blink (a brow raise included) survives.
+
+Every time constant is in seconds, so 30 fps and 200 fps footage behave alike. Results are reported
+in the original clip's 0-based, inclusive frame numbers.
 """
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from .face import group_centre
-from .flow import dense_flow
+from .face import group_centre, interocular
+from .flow import FLOW_METHODS, dense_flow
 from .frontend import FrontEnd, FrontEndConfig, run_frontend
 from .video import Clip
 
@@ -61,8 +73,10 @@ ROIS: dict[str, tuple[str, float]] = {
 }
 #: Regions whose detections a blink explains (dropped while the eyes blink).
 BLINK_ROIS = ("right_upper_lid", "left_upper_lid", "right_lower_lid", "left_lower_lid")
-#: Regions next to the upper lid: a detection there while the same-side upper-lid skin moved clearly
-#: more (``SpotConfig.lid_ratio``) is lid motion (a blink, a squint) leaking into the window.
+#: Regions next to the upper lid: a blink's lid motion leaks into their windows (about 0.1-0.17 of the
+#: upper-lid window's rise in the brow windows, measured on synthetic blinks), so a detection there
+#: must still clear the threshold after ``SpotConfig.lid_leak`` x the same-side upper-lid rise is
+#: taken off. A brow raise during a blink survives; a blink alone does not.
 LID_NEIGHBOURS = {"right_inner_brow": "right_upper_lid", "right_outer_brow": "right_upper_lid",
                   "right_lower_lid": "right_upper_lid", "left_inner_brow": "left_upper_lid",
                   "left_outer_brow": "left_upper_lid", "left_lower_lid": "left_upper_lid"}
@@ -71,9 +85,9 @@ LID_NEIGHBOURS = {"right_inner_brow": "right_upper_lid", "right_outer_brow": "ri
 #: flow there; the nose ridge and inner eye corners alone fix the translation but not the rotation and
 #: scale, and a 1% scale error of the alignment is already a pixel at the chin.
 RIGID_INDICES = (168, 6, 197, 195, 5, 4, 133, 362, 33, 263, 151, 108, 337, 69, 299, 127, 356, 234, 454)
-# Eye aspect ratio landmarks (FaceMesh): three vertical lid pairs and the two corners per eye.
-_EAR = {"right": (((159, 145), (158, 153), (160, 144)), (33, 133)),
-        "left": (((386, 374), (385, 380), (387, 373)), (263, 362))}
+# Eyelid landmarks (FaceMesh): three (upper, lower) lid-margin pairs and the two corners per eye.
+_LIDS = {"right": (((159, 145), (158, 153), (160, 144)), (33, 133)),
+         "left": (((386, 374), (385, 380), (387, 373)), (263, 362))}
 # A Gaussian of standard deviation sigma seconds halves the power at f = sqrt(ln 2) / (2 pi sigma).
 _GAUSS_3DB = math.sqrt(math.log(2)) / (2 * math.pi)
 
@@ -87,34 +101,43 @@ class SpotConfig:
     local baseline) and the MEGC durations (micro <= 0.5 s, macro 0.5-4 s).
     """
 
+    # windows and references
     window_seconds: float = 6.7      # 200 frames at 30 fps
     overlap: float = 0.5             # fraction of a window shared with the next one
-    ref_search_seconds: float = 0.6  # a reference may move this far forward to a quiet frame
-    lowpass_hz: float = 2.0          # cut-off of the Gaussian low-pass (same in Hz at any fps)
+    ref_search_seconds: float = 0.6  # a later reference may move this far forward to a quiet frame
+    flow_method: str = "dis"         # see mevqa.flow.FLOW_METHODS
+    # regions
+    rois: tuple[str, ...] = tuple(ROIS)
     roi_radius: float = 0.12         # half side of each square ROI window (IOD)
-    rigid_radius: float = 0.05       # half side of the windows at the rigid points (IOD)
+    rigid_radius: float = 0.05       # half side of the windows at the rigid landmarks (IOD)
     top_fraction: float = 0.25       # mean of the largest this-fraction flow magnitudes per ROI
-    baseline_seconds: float = 1.0    # local minimum searched within +- this (the "rise" threshold)
-    noise_k: float = 4.0             # rise must exceed median + noise_k x MAD of all regions' rises ...
-    min_rise: float = 0.003          # ... and this absolute floor (IOD; 0.23 px in a 224 crop)
+    # detection
+    lowpass_hz: float = 2.0          # cut-off of the Gaussian low-pass (same in Hz at any fps)
+    baseline_seconds: float = 1.0    # the rise is measured above the minimum within +- this
+    noise_k: float = 4.0             # rise must exceed median + noise_k x 1.4826 MAD of all rises ...
+    min_rise: float = 0.003          # ... and this absolute floor (IOD; 0.23 px in the 224 crop)
     fall_fraction: float = 0.3       # after the apex the signal must fall by this part of the rise
-    edge_level: float = 0.1          # boundaries where the rise falls to this part of the peak ...
-    edge_noise: float = 0.0          # ... or to this part of the threshold, whichever is higher ...
-    boundary_hz: float = 5.0         # ... on a signal low-passed this lightly (a 2 Hz blur smears micro onsets)
-    floor_percentile: float = 20.0   # ... above the floor: this percentile of the signal within +-2 s
-    valley_depth: float = 0.15       # ... or at a valley this deep (part of the peak) before another rise
-    min_seconds: float = 0.1         # shorter detections are noise
-    micro_max_seconds: float = 0.5   # MEGC: micro-expression lasts at most 0.5 s
-    macro_max_seconds: float = 4.0   # MEGC: macro-expression lasts 0.5-4 s
-    long_policy: str = "split"       # longer intervals: "split" at their deepest valleys or "drop"
-    merge_gap_seconds: float = 0.1   # detections closer than this (in time) are one interval
+    # boundaries
+    boundary_hz: float = 5.0         # boundaries are found on a copy low-passed this lightly
+    floor_percentile: float = 15.0   # each side's floor: this percentile of the signal within 2 s
+    edge_level: float = 0.03         # a boundary is where the signal falls to floor + this x height ...
+    edge_noise: float = 0.5          # ... or floor + this x threshold, whichever is higher ...
+    valley_depth: float = 0.15       # ... or a valley this deep (x height) before another rise
+    calibrate_edges: bool = True     # move level crossings out to where a smooth rise began
+    # merging and kinds
+    merge_gap_seconds: float = 0.1   # apexes this close to another detection's span count as inside
     member_fraction: float = 0.5     # regions this strong relative to the best one shape the bounds
+    valley_merge: float = 0.5        # overlapping intervals without a dip below this x peak are one
+    nested_score: float = 2.0        # a brief interval inside a longer one stays if it scores this much
+    min_seconds: float = 0.1         # shorter intervals are dropped
+    micro_max_seconds: float = 0.5   # MEGC: a micro-expression lasts at most 0.5 s
+    macro_max_seconds: float = 4.0   # MEGC: a macro-expression lasts 0.5-4 s
+    long_policy: str = "split"       # longer intervals: "split" at their deepest valleys, or "drop"
+    # blinks
     suppress_blinks: bool = True
     blink_max_seconds: float = 0.5   # eyes closed longer than this is not a blink
-    blink_drop: float = 0.3          # eye aspect ratio below (1 - drop) x its local level = closed
-    lid_ratio: float = 0.5           # brow/lower-lid detections need a rise > this x the upper lid's
-    flow_method: str = "dis"
-    rois: tuple[str, ...] = tuple(ROIS)
+    blink_drop: float = 0.3          # upper-lid opening below (1 - drop) x its local level = closed
+    lid_leak: float = 0.2            # part of the upper lid's rise taken off brow and lower-lid rises
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < 1:
@@ -124,8 +147,13 @@ class SpotConfig:
         unknown = [r for r in self.rois if r not in ROIS]
         if unknown:
             raise ValueError(f"unknown ROI(s) {unknown}; choose from {list(ROIS)}")
+        if self.flow_method not in FLOW_METHODS:
+            raise ValueError(f"unknown flow method {self.flow_method!r}; choose from {', '.join(FLOW_METHODS)}")
         if not 0 < self.top_fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
+        for name in ("window_seconds", "lowpass_hz", "boundary_hz", "baseline_seconds", "roi_radius"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 @dataclass
@@ -133,7 +161,7 @@ class SpottedInterval:
     """One spotted expression in the original clip's 0-based inclusive frame numbers.
 
     ``score`` is the rise of the strongest region divided by its threshold (>= 1 when reported);
-    ``rois`` gives each contributing region's rise in pixels of the aligned 224 crop.
+    ``rois`` gives each contributing region's rise in pixels of the aligned face crop.
     """
 
     onset: int
@@ -207,7 +235,7 @@ class SpotResult:
         ax.set_xlabel("time (s)")
         ax.set_ylabel("motion (px)")
         ax.legend(loc="upper left", fontsize=7, frameon=False, ncol=3 if rois else 1)
-        ax.set_title(f"{self.clip}: {len(self.intervals)} interval(s)", fontsize=10)
+        ax.set_title(f"{Path(self.clip).name}: {len(self.intervals)} interval(s)", fontsize=10)
         fig.tight_layout()
         return fig
 
@@ -247,14 +275,14 @@ def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: S
                rois=None, iod: float | None = None, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw per-ROI motion (R, T) in pixels, the reference of each frame (T,) and its segment (T,).
 
-    ``rois`` defaults to ``config.rois``.
-
-    One flow per frame, from the frame's window reference, with the rigid head displacement (median
-    flow around the nose ridge and inner eye corners) subtracted before the magnitudes are taken.
+    One flow per frame, from the frame's window reference (see the module notes); the head's
+    similarity motion, fitted to the flow at :data:`RIGID_INDICES`, is subtracted at every ROI pixel
+    before the magnitudes are taken. ``rois`` defaults to ``config.rois``; ``iod`` is the
+    inter-ocular distance in crop pixels (measured from the landmarks when not given).
     """
     n, h, w = gray.shape
     if iod is None:
-        iod = float(np.median(np.linalg.norm(landmarks[:, 263] - landmarks[:, 33], axis=-1)) * 0.9)
+        iod = float(np.median(interocular(landmarks)))
     rois = tuple(config.rois if rois is None else rois)
     k = len(rois)
     r_roi = max(2, round(config.roi_radius * iod))
@@ -285,16 +313,14 @@ def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: S
             rig_xy = lm[list(RIGID_INDICES)] - centre
             roi_xy = np.stack([idx % w, idx // w], axis=-1) - centre
         refs[t] = ref
-        if t == ref:
-            continue  # flow of a frame against itself is zero; filled in below
-        flat = dense_flow(ref_img, gray[t], method=config.flow_method).reshape(-1, 2)
-        a, b, tx, ty = fit_similarity(rig_xy, flat[rig].mean(axis=1))
-        # Flow minus the head's similarity motion at every ROI pixel.
-        hx = a * roi_xy[..., 0] - b * roi_xy[..., 1] + tx
-        hy = b * roi_xy[..., 0] + a * roi_xy[..., 1] + ty
-        v = flat[idx]
-        mag = np.hypot(v[..., 0] - hx, v[..., 1] - hy)
-        raw[:, t] = np.partition(mag, n_pix - top, axis=1)[:, n_pix - top:].mean(axis=1)
+        if t != ref:  # a frame against itself has no flow; frame 0 is filled in below
+            flat = dense_flow(ref_img, gray[t], method=config.flow_method).reshape(-1, 2)
+            a, b, tx, ty = fit_similarity(rig_xy, flat[rig].mean(axis=1))
+            hx = a * roi_xy[..., 0] - b * roi_xy[..., 1] + tx
+            hy = b * roi_xy[..., 0] + a * roi_xy[..., 1] + ty
+            v = flat[idx]
+            mag = np.hypot(v[..., 0] - hx, v[..., 1] - hy)
+            raw[:, t] = np.partition(mag, n_pix - top, axis=1)[:, n_pix - top:].mean(axis=1)
         if progress is not None and (t % 16 == 0 or t == n - 1):
             progress(t + 1, n)
     if n > 1:
@@ -361,9 +387,22 @@ def local_baseline(x: np.ndarray, half: int, *, segments: np.ndarray | None = No
     out = np.empty_like(x)
     bounds = np.flatnonzero(np.diff(seg)) + 1
     for a, b in zip(np.r_[0, bounds], np.r_[bounds, n]):
-        for t in range(a, b):
-            out[..., t] = x[..., max(a, t - half):min(b, t + half + 1)].min(axis=-1)
+        part = x[..., a:b]
+        pad = np.full((*part.shape[:-1], part.shape[-1] + 2 * half), np.inf)
+        pad[..., half:half + part.shape[-1]] = part
+        out[..., a:b] = np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1, axis=-1).min(axis=-1)
     return out
+
+
+def _running_median(x: np.ndarray, half: int) -> np.ndarray:
+    """Median over +-``half`` samples along the last axis (windows shrink at the ends)."""
+    n = x.shape[-1]
+    if n <= 2 * half + 1:
+        return np.stack([np.median(x[..., max(0, t - half):t + half + 1], axis=-1) for t in range(n)], axis=-1)
+    mid = np.median(np.lib.stride_tricks.sliding_window_view(x, 2 * half + 1, axis=-1), axis=-1)
+    head = [np.median(x[..., :t + half + 1], axis=-1) for t in range(half)]
+    tail = [np.median(x[..., t - half:], axis=-1) for t in range(n - half, n)]
+    return np.concatenate([np.stack(head, -1), mid, np.stack(tail, -1)], axis=-1)
 
 
 # -- blinks ---------------------------------------------------------------------------------------
@@ -376,7 +415,7 @@ def lid_openings(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     ups, lows = [], []
     for side in ("right", "left"):
-        pairs, (a, b) = _EAR[side]
+        pairs, (a, b) = _LIDS[side]
         pa, pb = landmarks[:, a], landmarks[:, b]
         d = pb - pa
         width = np.maximum(np.linalg.norm(d, axis=-1), 1e-6)
@@ -404,19 +443,20 @@ def detect_blinks(landmarks: np.ndarray, fps: float, *, max_seconds: float = 0.5
         return []
     up, low = lid_openings(landmarks)
     half = max(1, round(context_seconds * fps))
-    lvl_up = np.stack([[np.median(e[max(0, t - half):t + half + 1]) for t in range(n)] for e in up])
-    lvl_low = np.stack([[np.median(e[max(0, t - half):t + half + 1]) for t in range(n)] for e in low])
+    lvl_up, lvl_low = _running_median(up, half), _running_median(low, half)
     rel = up / np.maximum(lvl_up, 1e-6)
     upper_led = (lvl_up - up) > (lvl_low - low)
     closed = ((rel < 1 - drop) & upper_led).all(axis=0)
     moving = (rel < 1 - drop / 3).any(axis=0)
     out = []
+    reach = max(1, round(max_seconds / 2 * fps))  # lids take a fraction of a second to close or open
     for a, b in _runs(closed):
         if (b - a + 1) / fps > max_seconds:
             continue
-        while a > 0 and moving[a - 1]:
+        a0, b0 = a, b
+        while a > max(0, a0 - reach) and moving[a - 1]:
             a -= 1
-        while b < n - 1 and moving[b + 1]:
+        while b < min(n - 1, b0 + reach) and moving[b + 1]:
             b += 1
         if out and a <= out[-1][1] + 1:
             out[-1] = (out[-1][0], b)
@@ -443,31 +483,38 @@ class _Cand:
     rise: float
 
 
-def _walk(x: np.ndarray, p: int, level: float, tol: float, stop: int, step: int) -> float:
+def _walk(x: np.ndarray, p: int, level: float, tol: float, stop: int, step: int) -> tuple[float, bool]:
     """From the apex ``p`` walk outward (``step`` -1 or +1) to where ``x`` falls to ``level``.
 
     The walk ends early at a valley only when the signal beyond it climbs back by more than ``tol``
     (the foot of a neighbouring event); shallower wiggles are noise on a plateau and are walked over.
-    Returns a fractional frame position (linear interpolation at the level crossing).
+    Returns a fractional frame position (linear interpolation at the level crossing) and whether the
+    level was crossed (rather than a valley or the search limit reached).
     """
     best, t = p, p
     while t != stop:
         nxt = t + step
         if x[nxt] <= level:
-            # Cross the level between t and nxt.
             frac = (x[t] - level) / max(x[t] - x[nxt], 1e-12)
-            return t + step * float(np.clip(frac, 0, 1))
+            return t + step * float(np.clip(frac, 0, 1)), True
         if x[nxt] > x[best] + tol:
-            return float(best)  # climbing into another event: the valley is the boundary
+            return float(best), False  # climbing into another event: the valley is the boundary
         t = nxt
         if x[t] < x[best]:
             best = t
-    return float(best if x[best] < x[stop] else stop)
+    return float(best if x[best] < x[stop] else stop), False
 
 
-def _bounds(x: np.ndarray, p: int, level: float, lo: int, hi: int, tol: float) -> tuple[float, float]:
-    """Onset and offset (fractional frames) around the apex ``p`` of ``x``: see :func:`_walk`."""
-    return _walk(x, p, level, tol, lo, -1), _walk(x, p, level, tol, hi, +1)
+def _foot(pos: float, apex: int, q: float) -> float:
+    """Where a smooth rise that crosses ``q`` of its height at ``pos`` started (or a fall ended).
+
+    Motion below the noise cannot be seen, so a level crossing is late by the part of the rise spent
+    under the level. For a raised-cosine rise (the usual model of an expression's onset and offset) the
+    level q is reached after a fraction u = arccos(1 - 2q) / pi of the rise time.
+    """
+    q = float(np.clip(q, 1e-3, 0.5))
+    u = math.acos(1 - 2 * q) / math.pi
+    return pos + (pos - apex) * u / (1 - u)
 
 
 def _candidates(x: np.ndarray, xb: np.ndarray, d: np.ndarray, thr: float, fps: float, cfg: SpotConfig,
@@ -490,26 +537,109 @@ def _candidates(x: np.ndarray, xb: np.ndarray, d: np.ndarray, thr: float, fps: f
         lo, hi = max(0, p - reach), min(n - 1, p + reach)
         near = max(1, round(0.1 * fps))
         pb = max(lo, p - near) + int(np.argmax(xb[max(lo, p - near):min(hi, p + near) + 1]))
-        # The floor is a low percentile near the event, not the minimum: the noise around a small
-        # event sits above its deepest dip, and a level under the noise would never be crossed.
-        base = float(np.percentile(xb[lo:hi + 1], cfg.floor_percentile))
-        level = base + max(cfg.edge_level * (xb[pb] - base), cfg.edge_noise * thr)
-        on, off = _bounds(xb, pb, level, lo, hi, cfg.valley_depth * (xb[pb] - base))
+        # Each side's floor is a low percentile of that side, not its minimum: the noise around a
+        # small event sits above its deepest dip, and a level under the noise is never crossed. Per
+        # side, so a clip that is one expression (nothing but the rise on one side) still ends at
+        # its neutral frames.
+        pad = cfg.edge_noise * thr
+        levels, bases = [], []
+        for part in (xb[lo:pb + 1], xb[pb:hi + 1]):
+            base = float(np.percentile(part, cfg.floor_percentile))
+            bases.append(base)
+            levels.append(base + max(cfg.edge_level * (xb[pb] - base), pad))
+        tol = cfg.valley_depth * (xb[pb] - min(levels))
+        bounds = []
+        for level, base, stop, step in ((levels[0], bases[0], lo, -1), (levels[1], bases[1], hi, +1)):
+            pos, crossed = _walk(xb, pb, level, tol, stop, step)
+            if crossed and cfg.calibrate_edges:
+                pos = float(np.clip(_foot(pos, pb, (level - base) / max(xb[pb] - base, 1e-9)), lo, hi))
+            bounds.append(pos)
+        on, off = bounds
         out.append(_Cand(on, p, off, roi, float(d[p] / thr), float(rise)))
     return out
 
 
-def _merge(cands: list[_Cand], gap: float) -> list[list[_Cand]]:
-    """Groups of candidates whose intervals overlap or nearly touch (union across regions)."""
+@dataclass
+class _Group:
+    on: float
+    apex: int
+    off: float
+    score: float
+    members: list
+
+
+def _group(cands: list[_Cand], gap: float, member_fraction: float) -> list[_Group]:
+    """Merge detections across regions into expressions.
+
+    Strongest first, a detection joins an expression when each one's apex lies inside the other's
+    span (give or take ``gap`` frames): the same movement seen by several regions. The expression's
+    bounds are the union of its members at least ``member_fraction`` as strong as its best.
+    Expressions that still overlap are then merged or cut apart by :func:`_resolve`, so a busy
+    stretch of video does not chain into one long interval.
+    """
     groups: list[list[_Cand]] = []
-    end = -np.inf
-    for c in sorted(cands, key=lambda c: c.onset):
-        if groups and c.onset <= end + gap:
-            groups[-1].append(c)
-            end = max(end, c.offset)
+    for c in sorted(cands, key=lambda c: -c.score):
+        for g in groups:
+            s = g[0]
+            if s.onset - gap <= c.apex <= s.offset + gap and c.onset - gap <= s.apex <= c.offset + gap:
+                g.append(c)
+                break
         else:
             groups.append([c])
-            end = c.offset
+    out = []
+    for g in groups:
+        strong = [c for c in g if c.score >= member_fraction * g[0].score]
+        out.append(_Group(min(c.onset for c in strong), g[0].apex, max(c.offset for c in strong), g[0].score, list(g)))
+    return out
+
+
+def _resolve(groups: list[_Group], curve: np.ndarray, *, valley: float = 0.5,
+             nested_score: float = 2.0) -> list[_Group]:
+    """Merge or cut apart overlapping expressions (see :func:`_group`).
+
+    An expression inside one more than twice as long, seen in other regions and scoring at least
+    ``nested_score``, is left alone: a brief expression during a longer one (MEGC ground truth
+    has such pairs; so has the demo clip). Weaker ones are usually the longer one's spill-over.
+    Otherwise two expressions that overlap are one when they share half of the shorter, or when
+    ``curve`` does not dip below ``valley`` x the lower of their two peaks between their apexes; else
+    they are cut apart at that dip.
+    """
+    groups = sorted(groups, key=lambda g: g.on)
+    kept: set[tuple[int, int]] = set()  # pairs left to overlap: a brief expression inside a longer one
+    changed = True
+    while changed:
+        changed = False
+        for a, b in ((a, b) for i, a in enumerate(groups) for b in groups[i + 1:]):
+            overlap = min(a.off, b.off) - max(a.on, b.on)
+            if overlap <= 0 or (id(a), id(b)) in kept:
+                continue
+            lo, hi = sorted((a.apex, b.apex))
+            cut = lo + int(np.argmin(curve[lo:hi + 1])) if hi > lo else lo
+            short, long_ = sorted((a, b), key=lambda g: g.off - g.on)
+            inside = long_.on <= short.on and short.off <= long_.off
+            if (inside and hi > lo and short.off - short.on < 0.5 * (long_.off - long_.on)
+                    and short.score >= nested_score
+                    and not {c.roi for c in short.members} & {c.roi for c in long_.members}):
+                # Other regions, much briefer: an expression of its own during the longer one (a
+                # masked micro-expression during a smile, say). Both stay.
+                kept.add((id(a), id(b)))
+                continue
+            if overlap >= 0.5 * min(a.off - a.on, b.off - b.on) or hi == lo:
+                keep, drop = (a, b) if a.score >= b.score else (b, a)
+                keep.members += drop.members
+                groups.pop(groups.index(drop))
+            elif curve[cut] >= valley * min(curve[a.apex], curve[b.apex]):
+                # No real valley between them: one movement seen as two peaks.
+                keep, drop = (a, b) if a.score >= b.score else (b, a)
+                keep.on, keep.off = min(a.on, b.on), max(a.off, b.off)
+                keep.members += drop.members
+                groups.pop(groups.index(drop))
+            else:
+                first, second = (a, b) if a.apex < b.apex else (b, a)
+                first.off, second.on = min(first.off, float(cut)), max(second.on, float(cut))
+            groups.sort(key=lambda g: g.on)
+            changed = True
+            break
     return groups
 
 
@@ -538,7 +668,13 @@ def noise_floor(d: np.ndarray, *, k: float) -> float:
 def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -> SpotResult:
     """Spot micro- and macro-expressions in a tracked, aligned clip.
 
-    ``progress`` is an optional callable ``(done, total)`` called while the flow runs.
+    Steps: per-region motion against the window references (:func:`roi_motion`); low-pass; the rise
+    above the local minimum within +-``baseline_seconds``; one threshold, the larger of a robust noise
+    floor over all regions and frames (:func:`noise_floor`) and ``min_rise``; detections per region
+    (a rise over the threshold that falls again), bounded toward the neighbouring valleys; blink and
+    lid-leak checks; detections merged across regions (:func:`_group`, :func:`_resolve`); longer than
+    ``macro_max_seconds`` split or dropped; micro or macro by duration. ``progress`` is an optional
+    callable ``(done, total)`` called while the flow runs.
     """
     cfg = config
     faces = front.faces
@@ -557,8 +693,8 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
     k = len(names)
     x, xb, d = x_all[:k], xb_all[:k], d_all[:k]
     lid_rise = dict(zip(names + aux, d_all))
-    thr_value = max(noise_floor(d, k=cfg.noise_k), cfg.min_rise * iod)
-    thr = np.full(k, thr_value)
+    # One threshold for all regions (kept per region so that per-region floors could come back).
+    thr = np.full(k, max(noise_floor(d, k=cfg.noise_k), cfg.min_rise * iod))
 
     blinks = detect_blinks(faces.landmarks, fps, max_seconds=cfg.blink_max_seconds,
                            drop=cfg.blink_drop) if cfg.suppress_blinks else []
@@ -573,11 +709,11 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
             if cfg.suppress_blinks:
                 if name in BLINK_ROIS and in_blink[c.apex]:
                     continue  # a blink explains it
-                skin = LID_NEIGHBOURS.get(name)
-                if skin is not None:
+                lid = LID_NEIGHBOURS.get(name)
+                if lid is not None:
                     lo, hi = int(math.floor(c.onset)), int(math.ceil(c.offset)) + 1
-                    if lid_rise[skin][lo:hi].max() * cfg.lid_ratio >= d[r, lo:hi].max():
-                        continue  # the upper lid moved more: lid motion leaking into this window
+                    if (d[r, lo:hi] - cfg.lid_leak * lid_rise[lid][lo:hi]).max() < thr[r]:
+                        continue  # no more than the upper lid's motion leaking into this window
             cands.append(c)
 
     ratio = d / thr[:, None]
@@ -587,24 +723,29 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
 
     intervals = []
     min_len = cfg.min_seconds * fps
-    for group in _merge(cands, cfg.merge_gap_seconds * fps):
-        best = max(group, key=lambda c: c.score)
-        strong = [c for c in group if c.score >= cfg.member_fraction * best.score]
-        on, off = min(c.onset for c in strong), max(c.offset for c in strong)
-        contrib: dict[str, float] = {}
-        for c in group:
-            contrib[names[c.roi]] = max(contrib.get(names[c.roi], 0.0), c.rise)
-        pieces = [(on, off)]
-        if (off - on) / fps > cfg.macro_max_seconds:
+    strength = ratio.max(axis=0)
+    groups = _resolve(_group(cands, cfg.merge_gap_seconds * fps, cfg.member_fraction), strength,
+                      valley=cfg.valley_merge, nested_score=cfg.nested_score)
+    for g in groups:
+        pieces = [(g.on, g.off)]
+        if (g.off - g.on) / fps > cfg.macro_max_seconds:
             if cfg.long_policy == "drop":
                 continue
-            pieces = _split_long(on, off, combined, cfg.macro_max_seconds * fps, max(1, round(0.25 * fps)))
+            pieces = _split_long(g.on, g.off, strength, cfg.macro_max_seconds * fps, max(1, round(0.25 * fps)))
         for a, b in pieces:
             if b - a < min_len:
                 continue
-            lo, hi = int(round(a)), int(round(b))
-            apex = best.apex if lo <= best.apex <= hi else lo + int(np.argmax(combined[lo:hi + 1]))
-            score = float(ratio[:, lo:hi + 1].max()) if len(pieces) > 1 else best.score
+            lo, hi = int(math.floor(a)), int(math.ceil(b))
+            whole = len(pieces) == 1
+            members = g.members if whole else [c for c in g.members if lo <= c.apex <= hi]
+            apex = g.apex if lo <= g.apex <= hi else lo + int(np.argmax(strength[lo:hi + 1]))
+            score = g.score if whole else float(strength[lo:hi + 1].max())
+            contrib: dict[str, float] = {}
+            for c in members:
+                contrib[names[c.roi]] = max(contrib.get(names[c.roi], 0.0), c.rise)
+            if not contrib:  # a piece of a split interval: each region's rise within it
+                contrib = {names[r]: float(d[r, lo:hi + 1].max()) for r in range(k)
+                           if d[r, lo:hi + 1].max() >= cfg.member_fraction * thr[r]}
             intervals.append(_to_clip(front, a, apex, b, score, contrib, cfg))
     intervals.sort(key=lambda iv: iv.onset)
 
@@ -616,11 +757,15 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
                       blinks=[(int(front.to_clip(a)), int(front.to_clip(b))) for a, b in blinks])
 
 
-def _to_clip(front: FrontEnd, on: float, apex: int, off: float, score: float, rois: dict, cfg: SpotConfig) -> SpottedInterval:
-    """Analysis positions (fractional) -> clip frames; kind by duration (MEGC: (offset-onset+1)/fps)."""
+def _to_clip(front: FrontEnd, on: float, apex: int, off: float, score: float, rois: dict,
+             cfg: SpotConfig) -> SpottedInterval:
+    """Analysis positions (fractional) -> clip frames; kind by duration, (offset - onset + 1) / fps as
+    in :func:`mevqa.metrics.spotting_scores`."""
     last = front.clip.n_frames - 1
     onset = int(np.clip(round(on * front.step), 0, last))
-    offset = int(np.clip(round(off * front.step), onset, last))
+    # An interval still open at the last analysed frame runs to the clip's last frame (a subsampled
+    # clip has up to step - 1 frames after it).
+    offset = last if off >= front.n - 1 else int(np.clip(round(off * front.step), onset, last))
     apex_c = int(np.clip(apex * front.step, onset, offset))
     kind = "micro" if (offset - onset + 1) / front.clip.fps <= cfg.micro_max_seconds else "macro"
     return SpottedInterval(onset, apex_c, offset, kind, float(score), dict(sorted(rois.items(), key=lambda kv: -kv[1])))
