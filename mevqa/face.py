@@ -134,9 +134,9 @@ def _mesh(static: bool, max_faces: int, refine: bool, min_confidence: float):
     with _quiet_native_stderr():
         import mediapipe as mp  # noqa: PLC0415 - heavy import, only when tracking
 
-    return mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=static, max_num_faces=max_faces, refine_landmarks=refine,
-        min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        return mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static, max_num_faces=max_faces, refine_landmarks=refine,
+            min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
 
 
 def _pick_face(faces: list[np.ndarray], previous: np.ndarray | None) -> np.ndarray:
