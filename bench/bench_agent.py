@@ -19,9 +19,9 @@ from pathlib import Path
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from mevqa.agent import Agent, VLMBackend  # noqa: E402
-from mevqa.evidence import compute_evidence  # noqa: E402
-from mevqa.video import Clip  # noqa: E402
+from mevqa.answer.agent import Agent, VLMBackend  # noqa: E402
+from mevqa.evidence.builder import compute_evidence  # noqa: E402
+from mevqa.io.video import Clip  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "pexels_woman_emotions.mp4"
 QUESTIONS = [
@@ -64,7 +64,7 @@ def main() -> None:
         print(f"  {ms:7.2f} ms  {q[:70]}")
 
     from mevqa.vlm.model import QwenVL
-    from mevqa.vlm.tiny import build_tiny_model
+    from mevqa.testing.tiny_model import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         for family in ("qwen2_5_vl", "qwen3_vl"):

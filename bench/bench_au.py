@@ -2,23 +2,23 @@
 
     python bench/bench_au.py [--calibration-seed 101] [--seed 303] [--jobs 2] [--calibrate] [--no-real]
 
-Each seed makes a balanced set of one-event synthetic clips (:mod:`mevqa.synth`, 640x480 at 30 fps,
+Each seed makes a balanced set of one-event synthetic clips (:mod:`mevqa.testing.synth`, 640x480 at 30 fps,
 1.5 s, head drift, blinks outside the event, sensor noise and flicker): every single AU synth draws
 (AU1 ... AU20) on the left, the right and both sides, every AU combination synth uses for an emotion,
 AU25 / AU26 / AU25+AU26, and neutral clips. About three events in four are micro (1-4 px at the
 apex, 0.2-0.47 s), the rest macro (4-10 px). The detector gets the ground-truth onset and apex (it is
-scored as a recogniser, not a spotter) and is scored per (clip, AU) over :data:`mevqa.au.AU_CODES`:
+scored as a recogniser, not a spotter) and is scored per (clip, AU) over :data:`mevqa.au.detector.AU_CODES`:
 
 - AU micro-F1 (TP/FP/FN pooled over clips and AUs) and per-AU F1 on the micro events, then on the
   macro events; AUs reported on neutral clips;
 - laterality accuracy on one-sided events: a detected ground-truth AU whose side is right, over the
   detected ones (and, stricter, over all of them);
 - emotion accuracy where synth's AU combination defines the emotion: the top
-  :func:`mevqa.facs.emotion_candidates` of the present AUs against synth's emotion.
+  :func:`mevqa.facs.tables.emotion_candidates` of the present AUs against synth's emotion.
 
 Thresholds are calibrated on ``--calibration-seed`` only (``--calibrate`` prints the per-AU values that
-maximise F1 there, which is how :data:`mevqa.au.DEFAULT_THRESHOLDS` were set) and figures are
-reported on ``--seed``, a set the thresholds never saw. A :func:`mevqa.au.fit_linear` model trained on
+maximise F1 there, which is how :data:`mevqa.au.detector.DEFAULT_THRESHOLDS` were set) and figures are
+reported on ``--seed``, a set the thresholds never saw. A :func:`mevqa.au.detector.fit_linear` model trained on
 the calibration set is scored on the report set too. Targets (issue 4): micro-F1 >= 0.75 on micro
 events, laterality >= 0.9.
 
@@ -41,18 +41,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from mevqa import au  # noqa: E402
+from mevqa.au import detector as au  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "tests" / "data" / "pexels_woman_emotions.mp4"
 if not REAL.exists():
-    REAL = Path("/work/shared/media/pexels_woman_emotions.mp4")
+    REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "pexels_woman_emotions.mp4"
 EXTRA = (("AU25",), ("AU26",), ("AU25", "AU26"))
 
 
 def specs(seed: int) -> list[dict]:
     """The events of one seed's set (drawn, not rendered)."""
-    from mevqa.synth import EMOTION_AUS, SINGLE_AUS
+    from mevqa.testing.synth import EMOTION_AUS, SINGLE_AUS
 
     rng = np.random.default_rng(seed)
     todo = [((c,), side, None) for c in SINGLE_AUS for side in ("left", "right", "both")] * 2
@@ -77,8 +77,8 @@ def specs(seed: int) -> list[dict]:
 
 def _features(spec: dict) -> dict:
     """Render one clip, run the front end, measure AU features between onset and apex."""
-    from mevqa.frontend import run_frontend
-    from mevqa.synth import SynthConfig, SynthEvent, make_clip
+    from mevqa.motion.frontend import run_frontend
+    from mevqa.testing.synth import SynthConfig, SynthEvent, make_clip
 
     cfg = SynthConfig(fps=30.0, seconds=1.5, blinks=True, drift=True, noise=spec["noise"],
                       seed=spec["seed"] * 1000 + spec["k"])
@@ -146,7 +146,7 @@ def laterality(rows, preds) -> tuple[int, int, int]:
 
 
 def emotions(rows, preds) -> tuple[int, int]:
-    from mevqa.facs import emotion_candidates
+    from mevqa.facs.tables import emotion_candidates
 
     ok = n = 0
     for r, p in zip(rows, preds):
@@ -201,13 +201,13 @@ def report(title: str, rows, preds) -> None:
     print(f"laterality on one-sided events: {ok}/{det} detected AUs on the correct side = {ok / max(det, 1):.3f} "
           f"(strict, misses count as wrong: {ok}/{tot} = {ok / max(tot, 1):.3f})")
     ok, n = emotions(rows, preds)
-    print(f"emotion (top candidate of mevqa.facs.emotion_candidates) on emotion events: "
+    print(f"emotion (top candidate of mevqa.facs.tables.emotion_candidates) on emotion events: "
           f"{ok}/{n} = {ok / max(n, 1):.3f}")
 
 
 def real_video() -> None:
-    from mevqa.frontend import run_frontend
-    from mevqa.video import Clip
+    from mevqa.motion.frontend import run_frontend
+    from mevqa.io.video import Clip
 
     clip = Clip.load(REAL)
     front = run_frontend(clip)

@@ -30,7 +30,7 @@ QUESTIONS = ROOT / "tests" / "data" / "megc2025" / "me_vqa_casme3_test_to_answer
 
 
 def make_set(out: Path, n: int, size: tuple[int, int], seconds: float) -> tuple[Path, Path]:
-    from mevqa.synth import SynthConfig, make_clip
+    from mevqa.testing.synth import SynthConfig, make_clip
 
     clips = out / "clips"
     clips.mkdir(parents=True)
@@ -46,8 +46,8 @@ def make_set(out: Path, n: int, size: tuple[int, int], seconds: float) -> tuple[
 
 def one_run(q: Path, clips: Path, work: Path, k: int) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, questions) of one run with empty evidence caches."""
-    import mevqa.evidence as ev_mod
-    from mevqa.evaluate import RunConfig, run_eval
+    import mevqa.evidence.builder as ev_mod
+    from mevqa.megc.run import RunConfig, run_eval
 
     os.environ["MEVQA_CACHE"] = str(work / f"cache{k}")
     getattr(ev_mod, "_memory", {}).clear()  # the in-process cache too: evidence extraction is part of the figure

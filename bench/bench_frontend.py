@@ -17,9 +17,9 @@ from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-from mevqa.face import align_faces, track_face  # noqa: E402
-from mevqa.flow import flow_sequence  # noqa: E402
-from mevqa.video import Clip  # noqa: E402
+from mevqa.face.landmarks import align_faces, track_face  # noqa: E402
+from mevqa.motion.flow import flow_sequence  # noqa: E402
+from mevqa.io.video import Clip  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "pexels_woman_emotions.mp4"
 
@@ -53,7 +53,7 @@ def main() -> None:
     paths = [REAL]
     tmp = tempfile.TemporaryDirectory()
     try:
-        from mevqa.synth import SynthConfig, make_clip
+        from mevqa.testing.synth import SynthConfig, make_clip
 
         clip, _ = make_clip(SynthConfig(width=640, height=480, fps=30.0, seconds=10.0, n_events=3, seed=1))
         paths.append(clip.save(Path(tmp.name) / "synth_640x480.mp4"))

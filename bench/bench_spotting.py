@@ -2,10 +2,10 @@
 
     python bench/bench_spotting.py [--n 24] [--seed 2025] [--out DIR] [--plot /tmp/spot_real.png]
 
-1. Writes ``--n`` clips with ``mevqa.synth.write_synth_set`` (mp4, 640x480, 30 and 200 fps; micro and
+1. Writes ``--n`` clips with ``mevqa.testing.synth.write_synth_set`` (mp4, 640x480, 30 and 200 fps; micro and
    macro events, some one-sided, head drift and blinks in most clips), loads each back from the mp4
    (so the codec's noise is in), runs the front end and the spotter, and prints MEGC spotting scores
-   (IoU >= 0.5, counts pooled over clips; ``mevqa.metrics.spotting_scores``) overall, micro and macro.
+   (IoU >= 0.5, counts pooled over clips; ``mevqa.megc.metrics.spotting_scores``) overall, micro and macro.
 2. Times the front end and the spotter on the real 640x360 video (median of ``--repeats``) and
    prints frames per second for the spotter alone and front end + spotter (decoding excluded and
    included). Target (issue 3): >= 60 frames/s front end included on 2 cores.
@@ -25,11 +25,11 @@ from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-from mevqa.frontend import run_frontend  # noqa: E402
-from mevqa.metrics import iou, spotting_scores  # noqa: E402
-from mevqa.spotting import SpotConfig, spot  # noqa: E402
-from mevqa.synth import write_synth_set  # noqa: E402
-from mevqa.video import Clip  # noqa: E402
+from mevqa.motion.frontend import run_frontend  # noqa: E402
+from mevqa.megc.metrics import iou, spotting_scores  # noqa: E402
+from mevqa.spot.spotter import SpotConfig, spot  # noqa: E402
+from mevqa.testing.synth import write_synth_set  # noqa: E402
+from mevqa.io.video import Clip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "tests" / "data" / "pexels_woman_emotions.mp4"

@@ -4,12 +4,12 @@
     python bench/bench_train.py --steps 8 --keep /tmp/qwen7b-random   # keep the 16 GB random checkpoint
 
 On a GPU the script writes a Qwen2.5-VL-7B with random weights (architecture from the public config:
-28 layers, hidden 3584, 32-block ViT; no download), then runs :func:`mevqa.training.train` on it, once
+28 layers, hidden 3584, 32-block ViT; no download), then runs :func:`mevqa.train.trainer.train` on it, once
 as LoRA (bf16 base) and once as QLoRA (4-bit NF4 base), each in its own process so peak memory is
 measured cleanly, on a synthetic CASME II-style set with the default prompt: 3 keyframes + 1 flow
 map at 224x224 (64 visual tokens each) and the evidence text, batch 1, gradient checkpointing, LoRA
 r 16 on the language model's attention and MLP. It prints step time (first two steps dropped as
-warm-up), samples per second and peak GPU memory beside the NOTES.md reference figures (7B: LoRA
+warm-up), samples per second and peak GPU memory beside the the field notes in ARCHITECTURE.md reference figures (7B: LoRA
 about 16 GB, QLoRA 6-10 GB plus vision activations).
 
 Without a GPU it measures the tiny random model on CPU (the plumbing, not the cost of a real model)
@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-REFERENCE = {"lora": "about 16 GB (NOTES.md section 5: 7B LoRA)", "qlora": "6-10 GB plus vision activations (NOTES.md: 7B QLoRA)"}
+REFERENCE = {"lora": "about 16 GB (the field notes in ARCHITECTURE.md: 7B LoRA)", "qlora": "6-10 GB plus vision activations (the field notes in ARCHITECTURE.md: 7B QLoRA)"}
 
 
 def qwen25_vl_7b_config(token_ids: dict[str, int]):
@@ -77,7 +77,7 @@ def write_random_7b(out: Path) -> Path:
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from mevqa.vlm.tiny import build_tiny_model
+    from mevqa.testing.tiny_model import build_tiny_model
 
     if (out / "config.json").is_file() and (out / "bench_random_7b.json").is_file():
         return out
@@ -97,7 +97,7 @@ def write_random_7b(out: Path) -> Path:
 
 
 def make_data(root: Path) -> Path:
-    from mevqa.data.synthset import make_synthetic_dataset
+    from mevqa.testing.synthset import make_synthetic_dataset
 
     if not (root / "CASME2-coding-20140508.xlsx").is_file():
         make_synthetic_dataset(root, layout="casme2", n_subjects=2, clips_per_subject=3, seed=0)
@@ -108,7 +108,7 @@ def run_mode(mode: str, model: str, data: Path, run_dir: Path, steps: int) -> di
     """One training run in this process; returns the measured figures."""
     import torch
 
-    from mevqa.training import DataConfig, LoRAConfig, SplitConfig, TrainConfig, train
+    from mevqa.train.trainer import DataConfig, LoRAConfig, SplitConfig, TrainConfig, train
 
     tiny = model == "tiny"
     cfg = TrainConfig(

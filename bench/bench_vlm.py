@@ -2,7 +2,7 @@
 
     python bench/bench_vlm.py [--repeats 5] [--skip-gpu]
 
-CPU part (always): builds the tiny random Qwen2.5-VL and Qwen3-VL (mevqa.vlm.tiny), takes a
+CPU part (always): builds the tiny random Qwen2.5-VL and Qwen3-VL (mevqa.testing.tiny_model), takes a
 micro-expression-sized window of the real test video, and for each way of showing it to the model
 prints the visual-token count, the prompt length, the input-building time and the per-question
 latency (prefill + 8 greedy tokens), medians of ``--repeats`` runs. Visual-token counts are those of
@@ -32,11 +32,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mevqa.vlm.model import QwenVL  # noqa: E402
-from mevqa.vlm.tiny import build_tiny_model  # noqa: E402
+from mevqa.testing.tiny_model import build_tiny_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO_CANDIDATES = (ROOT / "tests" / "data" / "pexels_woman_emotions.mp4",
-                    Path("/work/shared/media/pexels_woman_emotions.mp4"))
+                    Path(__file__).resolve().parents[1] / "tests" / "data" / "pexels_woman_emotions.mp4")
 QUESTION = "What is the coarse expression class?"
 NEW_TOKENS = 8
 

@@ -20,7 +20,7 @@ def real_video() -> Path:
 
 @pytest.fixture(scope="session")
 def real_clip():
-    from mevqa.video import Clip
+    from mevqa.io.video import Clip
 
     return Clip.load(REAL_VIDEO)
 
@@ -28,6 +28,6 @@ def real_clip():
 @pytest.fixture(scope="session")
 def real_short(real_clip):
     """The first 2 s of the real video (sad face, no hand): quick front-end tests."""
-    from mevqa.video import Clip
+    from mevqa.io.video import Clip
 
     return Clip(real_clip.frames[:48].copy(), real_clip.fps, "real_short.mp4")

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from mevqa.agent import Agent, EvidenceBackend, focus_interval
-from mevqa.evidence import Evidence, IntervalEvidence, hidden_emotion_check
-from mevqa.prompting import build_messages, estimate_tokens, render_evidence
-from mevqa.questions import question_type
+from mevqa.answer.agent import Agent, EvidenceBackend, focus_interval
+from mevqa.evidence.builder import Evidence, IntervalEvidence, hidden_emotion_check
+from mevqa.answer.prompt import build_messages, estimate_tokens, render_evidence
+from mevqa.answer.questions import question_type
 
 FPS = 30.0
 

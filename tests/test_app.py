@@ -20,8 +20,8 @@ gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from mevqa import ui  # noqa: E402
-from mevqa.video import ClipError, write_clip  # noqa: E402
+from mevqa.apps import gradio_app as ui  # noqa: E402
+from mevqa.io.video import ClipError, write_clip  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 EVIDENCE_ONLY = "evidence-only"

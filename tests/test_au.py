@@ -1,4 +1,4 @@
-"""AU detector (mevqa.au) on synthetic clips with known AUs and sides (mevqa.synth), plus contracts."""
+"""AU detector (mevqa.au.detector) on synthetic clips with known AUs and sides (mevqa.testing.synth), plus contracts."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mevqa import au
-from mevqa.au import AUConfig, AUError, LinearAUModel, NoIntervalError, detect_aus, detect_aus_clip, fit_linear
+from mevqa.au import detector as au
+from mevqa.au.detector import AUConfig, AUError, LinearAUModel, NoIntervalError, detect_aus, detect_aus_clip, fit_linear
 
 ONSET, APEX, OFFSET = 8, 13, 19  # a 12-frame (0.4 s) micro-expression at 30 fps
 
@@ -18,8 +18,8 @@ ONSET, APEX, OFFSET = 8, 13, 19  # a 12-frame (0.4 s) micro-expression at 30 fps
 def synth_front(aus: tuple[str, ...] = (), side: str = "both", amplitude: float = 2.5, *, seed: int = 7,
                 drift: bool = True):
     """Front end of a 1 s, 640x480, 30 fps synthetic clip with one micro event (or none)."""
-    from mevqa.frontend import run_frontend
-    from mevqa.synth import SynthConfig, SynthEvent, make_clip
+    from mevqa.motion.frontend import run_frontend
+    from mevqa.testing.synth import SynthConfig, SynthEvent, make_clip
 
     events = [SynthEvent(ONSET, APEX, OFFSET, "micro", aus, side, amplitude)] if aus else []
     clip, _ = make_clip(SynthConfig(fps=30.0, seconds=1.0, blinks=False, drift=drift, noise=2.0, seed=seed),
@@ -49,7 +49,7 @@ def test_single_micro_au_is_found_on_its_side(code, side, amplitude):
 
 
 def test_combination_and_emotion_rule():
-    from mevqa.facs import emotion_candidates
+    from mevqa.facs.tables import emotion_candidates
 
     res = detect_aus(synth_front(("AU1", "AU2"), "both", 3.0), ONSET, APEX)
     codes = {a.code for a in res.present_aus()}
@@ -67,9 +67,9 @@ def test_neutral_pair_reports_nothing():
 
 def test_head_drift_creates_no_aus():
     """A neutral face that translates 6 px, rolls 2 degrees and grows 3% between onset and apex."""
-    from mevqa.frontend import run_frontend
-    from mevqa.synth import SynthConfig, make_clip
-    from mevqa.video import Clip
+    from mevqa.motion.frontend import run_frontend
+    from mevqa.testing.synth import SynthConfig, make_clip
+    from mevqa.io.video import Clip
 
     clip, _ = make_clip(SynthConfig(fps=30.0, seconds=1.0, blinks=False, drift=False, noise=2.0, seed=11), events=[])
     frames = []
@@ -119,7 +119,7 @@ def test_intensity_letters():
 
 
 def test_clip_without_interval_raises_one_line_error():
-    from mevqa.frontend import run_frontend
+    from mevqa.motion.frontend import run_frontend
 
     front = synth_front(drift=False)
     with pytest.raises(NoIntervalError) as e:
@@ -183,7 +183,7 @@ def test_model_path_in_config_drives_scores(tmp_path):
 def test_real_video_sad_part(real_short):
     """Frames 0 -> 30 of the real video: the brows knit down (AU4) and the cheeks rise (AU6) as she
     starts to cry; the mouth stays closed (no AU25/AU26)."""
-    from mevqa.frontend import run_frontend
+    from mevqa.motion.frontend import run_frontend
 
     res = detect_aus(run_frontend(real_short), 0, 30)
     codes = {a.code for a in res.present_aus()}

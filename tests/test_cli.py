@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from mevqa.cli import main
+from mevqa.apps.cli import main
 
 
 def _run(args, capsys):
@@ -16,7 +16,7 @@ def _run(args, capsys):
 
 @pytest.fixture(scope="module")
 def demo_mp4(tmp_path_factory):
-    from mevqa.synth import demo_clip
+    from mevqa.testing.synth import demo_clip
 
     clip, gt = demo_clip()
     p = tmp_path_factory.mktemp("demo") / "demo.mp4"
@@ -83,5 +83,5 @@ def test_errors_are_one_line(args, needle, capsys):
 
 
 def test_console_script_runs():
-    r = subprocess.run([sys.executable, "-m", "mevqa.cli", "spot", "/nope.mp4"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "mevqa", "spot", "/nope.mp4"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().startswith("mevqa spot: error:") and "Traceback" not in r.stderr

@@ -7,19 +7,19 @@ import numpy as np
 import openpyxl
 import pytest
 
-from mevqa.data.megc import (
+from mevqa.io.megc import (
     MegcFormatError, MegcRecord, clip_key, group_by_clip, read_megc_jsonl, write_megc_jsonl,
 )
-from mevqa.data.qa import (
+from mevqa.train.qa import (
     QAError, clip_from_records, format_summary, generate_qa, summarise_files, summary,
 )
-from mevqa.data.sheets import LabelledClip, SheetError, load_sheet, map_emotion, read_casme2
-from mevqa.data.splits import (
+from mevqa.io.sheets import LabelledClip, SheetError, load_sheet, map_emotion, read_casme2
+from mevqa.io.splits import (
     SplitError, SubjectLeakageError, assert_subject_disjoint, holdout_split, loso_folds,
     normalise_dataset, normalise_subject,
 )
-from mevqa.facs import MEGC_AU_NAMES, AUOccurrence, parse_au_string
-from mevqa.questions import question_type
+from mevqa.facs.tables import MEGC_AU_NAMES, AUOccurrence, parse_au_string
+from mevqa.answer.questions import question_type
 
 DATA = Path(__file__).parent / "data" / "megc2025"
 TRAIN_FILES = ("me_vqa_casme2_train.jsonl", "me_vqa_samm_casme2_smic_train.jsonl")

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mevqa import evaluate as E
-from mevqa import report as R
-from mevqa import strs as S
-from mevqa.cli import main as cli_main
-from mevqa.data.megc import MegcRecord
+from mevqa.megc import run as E
+from mevqa.megc import report as R
+from mevqa.megc import strs as S
+from mevqa.apps.cli import main as cli_main
+from mevqa.io.megc import MegcRecord
 
 DATA = Path(__file__).parent / "data" / "megc2025"
-SHARED = Path("/work/shared/data/megc2025")
+SHARED = Path(__file__).parent / "data" / "megc2025"
 CAS_TEST = "me_vqa_casme3_test_to_answer.jsonl"
 SAMM_TEST = "me_vqa_samm_test_to_answer.jsonl"
 ALLOWED = {"coarse": {"negative", "positive", "surprise"},
@@ -65,7 +65,7 @@ def evidence_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """Three 2-second synthetic clips (320x240, 30 fps, one expression each) as mp4 files."""
-    from mevqa.synth import SynthConfig, make_clip
+    from mevqa.testing.synth import SynthConfig, make_clip
 
     d = tmp_path_factory.mktemp("synth")
     paths = []
@@ -104,7 +104,7 @@ def check_submission(pred: Path, questions: Path) -> list[str]:
 
 
 def check_answer_forms(questions: Path, answers: list[str]) -> None:
-    from mevqa.questions import question_type
+    from mevqa.answer.questions import question_type
 
     for line, ans in zip(questions.read_text().splitlines(), answers):
         kind = question_type(json.loads(line)["question"]).kind
@@ -225,7 +225,7 @@ def test_score_refuses_a_question_file_as_ground_truth(tmp_path):
 
 
 def test_strs_csvs_are_scored_like_metrics_does(tmp_path, capsys):
-    from mevqa.metrics import read_strs_csv, strs_scores
+    from mevqa.megc.metrics import read_strs_csv, strs_scores
 
     pred, gt = megc_file("strs_example_pred.csv"), megc_file("strs_example_gt.csv")
     assert run_cli("--score", pred, "--gt", gt) == 0
@@ -273,7 +273,7 @@ def test_nothing_resolving_is_one_error_listing_the_layouts(tmp_path, capsys):
 # Runs
 # ------------------------------------------------------------------------------------------------
 def test_run_answers_test_format_file_once_per_clip(tmp_path, cas_clips, monkeypatch, capsys):
-    import mevqa.evidence as ev_mod
+    import mevqa.evidence.builder as ev_mod
 
     calls = []
     real = ev_mod.compute_evidence
@@ -296,7 +296,7 @@ def test_run_answers_test_format_file_once_per_clip(tmp_path, cas_clips, monkeyp
 
 
 def test_run_with_tiny_model(tmp_path, cas_clips):
-    tiny = pytest.importorskip("mevqa.vlm.tiny", reason="mevqa.vlm.tiny not there yet")
+    tiny = pytest.importorskip("mevqa.testing.tiny_model", reason="mevqa.testing.tiny_model not there yet")
     model = tiny.build_tiny_model(tmp_path / "tiny")
     lines = first_clips(CAS_TEST, 1, tmp_path / "all.jsonl").read_text().splitlines()
     q = tmp_path / "q.jsonl"
@@ -325,7 +325,7 @@ def test_kill_and_resume_loses_and_repeats_nothing(tmp_path, synth):
     # 1. a real kill: a fresh process with an empty evidence cache, killed once its first answers exist
     out = tmp_path / "pred.jsonl"
     env = dict(os.environ, MEVQA_CACHE=str(tmp_path / "fresh_cache"))
-    proc = subprocess.Popen([sys.executable, "-m", "mevqa.cli", "eval", str(q), "--clips", str(root), "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "mevqa", "eval", str(q), "--clips", str(root), "--out", str(out)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and not (out.exists() and out.stat().st_size):
@@ -359,7 +359,7 @@ def test_kill_and_resume_loses_and_repeats_nothing(tmp_path, synth):
 
 
 def test_failing_clips_are_reported_and_the_run_goes_on(tmp_path, synth, capsys):
-    from mevqa.video import write_clip
+    from mevqa.io.video import write_clip
 
     root = tmp_path / "clips"
     root.mkdir()
@@ -413,7 +413,7 @@ def test_torchrun_launch_shards_over_two_processes(tmp_path, cas_clips):
     clean = tmp_path / "clean.jsonl"
     E.run_eval(E.RunConfig(q, cas_clips, clean, progress=False))   # also fills the disk cache the workers read
     out = tmp_path / "pred.jsonl"
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "mevqa.cli", "eval", str(q), "--clips",
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "mevqa", "eval", str(q), "--clips",
                            str(cas_clips), "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "eval 1/2" in proc.stderr and "eval 2/2" in proc.stderr   # both processes answered
@@ -442,9 +442,9 @@ def test_official_test_question_files_end_to_end(tmp_path, synth):
 # STRS
 # ------------------------------------------------------------------------------------------------
 def test_strs_spots_long_videos_writes_csv_and_scores(tmp_path, monkeypatch, capsys):
-    from mevqa.metrics import read_strs_csv
-    from mevqa.synth import SynthConfig, SynthEvent, make_clip
-    from mevqa.video import write_clip
+    from mevqa.megc.metrics import read_strs_csv
+    from mevqa.testing.synth import SynthConfig, SynthEvent, make_clip
+    from mevqa.io.video import write_clip
 
     events = [SynthEvent(20, 28, 38, "macro", ("AU6", "AU12"), "both", 7.0, "happiness"),
               SynthEvent(92, 100, 110, "macro", ("AU4", "AU7"), "both", 7.0, "anger")]

@@ -3,9 +3,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mevqa.face import (LANDMARK_GROUPS, AlignConfig, FaceError, align_faces, eye_centres, group_centre,
+from mevqa.face.landmarks import (LANDMARK_GROUPS, AlignConfig, FaceError, align_faces, eye_centres, group_centre,
                         track_face)
-from mevqa.video import Clip
+from mevqa.io.video import Clip
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mevqa import facs
-from mevqa.facs import (
+from mevqa.facs import tables as facs
+from mevqa.facs.tables import (
     ACTION_UNITS, COARSE_CLASSES, FINE_CLASSES, FINE_TO_COARSE, MEGC_AU_NAMES, AUOccurrence,
     AUStringError, FacsError, UnknownActionUnitError, UnknownLabelError, au_by_name, au_name,
     emotion_candidates, format_au_string, normalise_au_code, parse_au_string, valence,

@@ -3,20 +3,20 @@ import cv2
 import numpy as np
 import pytest
 
-from mevqa.flow import (FlowError, dense_flow, flow_sequence, flow_to_rgb, head_motion, optical_strain,
+from mevqa.motion.flow import (FlowError, dense_flow, flow_sequence, flow_to_rgb, head_motion, optical_strain,
                         remove_head_motion, sample_points)
 
 
 @pytest.fixture(scope="module")
 def face_crop(real_short):
-    from mevqa.face import align_faces, track_face
+    from mevqa.face.landmarks import align_faces, track_face
 
     al = align_faces(real_short.frames[:2], track_face(Clip_(real_short)), fps=real_short.fps)
     return al.gray[0]
 
 
 def Clip_(c):
-    from mevqa.video import Clip
+    from mevqa.io.video import Clip
     return Clip(c.frames[:2], c.fps)
 
 

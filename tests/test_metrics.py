@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mevqa.metrics import (
+from mevqa.megc.metrics import (
     PRF, Interval, MetricInputError, accuracy, au_set_scores, bleu_corpus4,
     bleu_sentence_smoothed, confusion_matrix, iou, match_intervals, per_class_scores,
     read_strs_csv, rouge1, rouge1_f1, rouge1_recall, spotting_scores, strs_scores, uar, uf1,

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mevqa.facs import ACTION_UNITS, COARSE_CLASSES, FINE_CLASSES
-from mevqa.questions import (
+from mevqa.facs.tables import ACTION_UNITS, COARSE_CLASSES, FINE_CLASSES
+from mevqa.answer.questions import (
     ANALYSIS_QUESTION, ANALYSIS_QUESTION_PLURAL, AU_LIST_QUESTION, AU_LIST_QUESTION_PLURAL,
     COARSE_QUESTION, FINE_QUESTION, MEGC_QUESTIONS, QuestionError, QuestionKind,
     analysis_sentence, answer_options, normalise_answer, parse_analysis_sentence,

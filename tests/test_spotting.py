@@ -1,14 +1,14 @@
-"""The ROI-flow spotter on synthetic clips with exact ground truth (mevqa.synth), plus its pure parts."""
+"""The ROI-flow spotter on synthetic clips with exact ground truth (mevqa.testing.synth), plus its pure parts."""
 import json
 
 import numpy as np
 import pytest
 
-from mevqa.frontend import run_frontend
-from mevqa.metrics import iou
-from mevqa.spotting import (SpotConfig, SpotResult, detect_blinks, fit_similarity, local_baseline, lowpass, spot,
+from mevqa.motion.frontend import run_frontend
+from mevqa.megc.metrics import iou
+from mevqa.spot.spotter import (SpotConfig, SpotResult, detect_blinks, fit_similarity, local_baseline, lowpass, spot,
                             spot_clip, window_layout)
-from mevqa.synth import SynthConfig, SynthEvent, demo_events, face_setup, make_clip
+from mevqa.testing.synth import SynthConfig, SynthEvent, demo_events, face_setup, make_clip
 
 
 def _spot(cfg: SynthConfig, events, blinks=None):
@@ -198,7 +198,7 @@ def test_local_baseline_stays_within_a_segment():
 
 def _lids(n, setup, *, upper=(), lower=(), eyes=("right", "left"), close=0.8):
     """A still face's landmarks for n frames, with the upper (or lower) lids closed in some frames."""
-    from mevqa.spotting import _LIDS
+    from mevqa.spot.spotter import _LIDS
 
     lm = np.repeat(setup.landmarks[None].astype(float), n, axis=0)
     for side in eyes:

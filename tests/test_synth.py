@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from mevqa.face import group_centre
-from mevqa.flow import dense_flow
-from mevqa.synth import (AU_SPECS, EMOTION_AUS, SynthConfig, SynthError, SynthEvent, amplitude_range, demo_clip,
+from mevqa.face.landmarks import group_centre
+from mevqa.motion.flow import dense_flow
+from mevqa.testing.synth import (AU_SPECS, EMOTION_AUS, SynthConfig, SynthError, SynthEvent, amplitude_range, demo_clip,
                          event_field, face_setup, main_synth, make_clip, temporal_profile, write_synth_set)
-from mevqa.video import Clip
+from mevqa.io.video import Clip
 
 QUIET = dict(blinks=False, drift=False, noise=0.0, flicker=0.0)
 

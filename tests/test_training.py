@@ -40,7 +40,7 @@ def evidence_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from mevqa.vlm.tiny import build_tiny_model
+    from mevqa.testing.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny"))
 
@@ -49,14 +49,14 @@ def tiny(tmp_path_factory) -> Path:
 def casme(tmp_path_factory) -> Path:
     """3 subjects x 2 clips, 0.8 s at 200 fps: sub01 disgust + happiness, sub02 repression + surprise,
     sub03 disgust + others (no MEGC class: no questions)."""
-    from mevqa.data.synthset import make_synthetic_dataset
+    from mevqa.testing.synthset import make_synthetic_dataset
 
     return make_synthetic_dataset(tmp_path_factory.mktemp("casme2"), layout="casme2", n_subjects=3,
                                   clips_per_subject=2, seconds=0.8, seed=0)
 
 
 def _config(tiny: Path, casme: Path, run_dir: Path, **overrides):
-    from mevqa.training import load_config
+    from mevqa.train.trainer import load_config
 
     base = [f"model={tiny}", f"run_dir={run_dir}", f"data.sheet={casme / 'CASME2-coding-20140508.xlsx'}",
             f"data.frames_root={casme}", "split.test_subjects=[sub03]", "lora.r=8", "lora.alpha=16",
@@ -71,9 +71,9 @@ def _config(tiny: Path, casme: Path, run_dir: Path, **overrides):
 def test_synthetic_casme2_is_laid_out_like_the_release_and_reads_back(casme):
     import openpyxl
 
-    from mevqa.data.dataset import sheet_interval
-    from mevqa.data.sheets import load_sheet
-    from mevqa.video import Clip
+    from mevqa.train.dataset import sheet_interval
+    from mevqa.io.sheets import load_sheet
+    from mevqa.io.video import Clip
 
     truth = json.loads((casme / "synthetic_ground_truth.json").read_text())["clips"]
     ws = openpyxl.load_workbook(casme / "CASME2-coding-20140508.xlsx").active
@@ -100,8 +100,8 @@ def test_synthetic_casme2_is_laid_out_like_the_release_and_reads_back(casme):
 def test_synthetic_samm_has_title_rows_and_samm_folders(tmp_path):
     import openpyxl
 
-    from mevqa.data.sheets import load_sheet
-    from mevqa.data.synthset import make_synthetic_dataset, sheet_path
+    from mevqa.io.sheets import load_sheet
+    from mevqa.testing.synthset import make_synthetic_dataset, sheet_path
 
     root = make_synthetic_dataset(tmp_path, layout="samm", n_subjects=2, clips_per_subject=1, seconds=0.6, seed=1)
     rows = list(openpyxl.load_workbook(sheet_path(root, "samm")).active.iter_rows(values_only=True))
@@ -119,7 +119,7 @@ def test_synthetic_samm_has_title_rows_and_samm_folders(tmp_path):
 
 
 def test_config_errors_are_one_line_and_name_the_key(tmp_path):
-    from mevqa.training import ConfigError, TrainConfig, load_config, train
+    from mevqa.train.trainer import ConfigError, TrainConfig, load_config, train
 
     cfg = load_config(ROOT / "train/configs/tiny.yaml", ["lora.r=4", "lr=1e-3", "split.test_subjects=sub02"])
     assert cfg.lora.r == 4 and cfg.lr == 1e-3 and cfg.split.test_subjects == ["sub02"]
@@ -145,7 +145,7 @@ def test_config_errors_are_one_line_and_name_the_key(tmp_path):
 
 
 def test_example_configs_load():
-    from mevqa.training import load_config
+    from mevqa.train.trainer import load_config
 
     models = {load_config(p).model for p in (ROOT / "train/configs").glob("*.yaml")}
     assert {"tiny", "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen3-VL-2B-Instruct",
@@ -166,7 +166,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_balance_weights_equalise_classes_within_a_kind():
-    from mevqa.data.dataset import balance_weights
+    from mevqa.train.dataset import balance_weights
 
     labels = ["fine:disgust"] * 6 + ["fine:fear"] * 2 + ["au_presence:yes"] * 4 + ["au_presence:no"] * 4
     w = balance_weights(labels)
@@ -176,7 +176,7 @@ def test_balance_weights_equalise_classes_within_a_kind():
 
 
 def test_sample_stream_is_a_function_of_seed_and_step():
-    from mevqa.training import SampleStream
+    from mevqa.train.trainer import SampleStream
 
     a, b = SampleStream(7, seed=3), SampleStream(7, seed=3)
     first = [a.batch(s, m, r, batch_size=2, grad_accum=2, world=2) for s in range(5) for m in range(2) for r in range(2)]
@@ -190,10 +190,10 @@ def test_sample_stream_is_a_function_of_seed_and_step():
 
 
 def test_no_split_ever_puts_a_subject_on_both_sides(casme):
-    from mevqa.data.dataset import QAItem, qa_from_megc, qa_from_sheet
-    from mevqa.data.sheets import load_sheet
-    from mevqa.data.splits import SubjectLeakageError, assert_subject_disjoint, subject_id
-    from mevqa.training import ConfigError, SplitConfig, _split
+    from mevqa.train.dataset import QAItem, qa_from_megc, qa_from_sheet
+    from mevqa.io.sheets import load_sheet
+    from mevqa.io.splits import SubjectLeakageError, assert_subject_disjoint, subject_id
+    from mevqa.train.trainer import ConfigError, SplitConfig, _split
 
     clips = list(load_sheet(casme / "CASME2-coding-20140508.xlsx", frames_root=casme))
     configs = [SplitConfig(loso_fold=i) for i in range(3)] + [
@@ -244,7 +244,7 @@ def _qwen_config(family: str):
 def test_cached_vision_features_give_the_same_loss(family):
     import transformers
 
-    from mevqa.training import VisionCache, answer_loss
+    from mevqa.train.trainer import VisionCache, answer_loss
 
     config, patch = _qwen_config(family)
     cls = transformers.Qwen2_5_VLForConditionalGeneration if family == "qwen2_5_vl" else transformers.Qwen3VLForConditionalGeneration
@@ -268,8 +268,8 @@ def test_cached_vision_features_give_the_same_loss(family):
 
 
 def test_training_lowers_the_loss_and_the_adapter_reproduces_the_answers(tiny, casme, tmp_path):
-    from mevqa.agent import Agent
-    from mevqa.training import train
+    from mevqa.answer.agent import Agent
+    from mevqa.train.trainer import train
 
     # 8 samples (coarse + fine of 4 clips), full batch: 40 steps take about 8 s on 2 idle cores
     cfg = _config(tiny, casme, tmp_path / "run", **{"data.question_kinds": "[coarse,fine]", "lr": 1e-2,
@@ -289,8 +289,8 @@ def test_training_lowers_the_loss_and_the_adapter_reproduces_the_answers(tiny, c
     assert [r["step"] for r in log] == list(range(1, 41))
 
     # reloaded exactly as `mevqa ask --model TINY --adapter DIR` does, it gives the trained answers
-    from mevqa.data.dataset import clip_evidence, qa_from_sheet
-    from mevqa.data.sheets import load_sheet
+    from mevqa.train.dataset import clip_evidence, qa_from_sheet
+    from mevqa.io.sheets import load_sheet
 
     agent = Agent.from_args(model=str(tiny), adapter=str(adapter), fallback=False)
     clips = [c for c in load_sheet(casme / "CASME2-coding-20140508.xlsx", frames_root=casme) if c.subject != "sub03"]
@@ -304,7 +304,7 @@ def test_training_lowers_the_loss_and_the_adapter_reproduces_the_answers(tiny, c
 def test_a_crashed_run_resumes_and_matches_an_uninterrupted_one(tiny, casme, tmp_path):
     from safetensors.torch import load_file
 
-    from mevqa.training import ConfigError, latest_checkpoint, train
+    from mevqa.train.trainer import ConfigError, latest_checkpoint, train
 
     settings = {"data.question_kinds": "[coarse]", "lora.dropout": 0.1, "lr": 5e-3, "max_steps": 5,
                 "batch_size": 1, "save_every": 2, "balance": "sampler"}
@@ -336,8 +336,8 @@ def test_a_crashed_run_resumes_and_matches_an_uninterrupted_one(tiny, casme, tmp
 def test_qlora_trains_on_a_4bit_base_and_reloads(tiny, casme, tmp_path):
     import bitsandbytes as bnb
 
-    from mevqa.agent import Agent
-    from mevqa.training import train
+    from mevqa.answer.agent import Agent
+    from mevqa.train.trainer import train
 
     # bitsandbytes quantises on CPU too (every Linear of the tiny model has in_features >= 64)
     cfg = _config(tiny, casme, tmp_path / "q", **{"data.question_kinds": "[coarse]", "load_in_4bit": "true",

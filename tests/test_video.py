@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mevqa.video import Clip, ClipError, ClipLimits, frame_number, guess_dataset, write_clip
+from mevqa.io.video import Clip, ClipError, ClipLimits, frame_number, guess_dataset, write_clip
 
 
 def test_real_video_loads_with_its_fps(real_clip):

@@ -22,7 +22,7 @@ from mevqa.vlm.processing import (
     patchify_video,
     torchvision_available,
 )
-from mevqa.vlm.tiny import SPECIAL_TOKENS, TINY_MARKER, build_tiny_model, main_tiny_model
+from mevqa.testing.tiny_model import SPECIAL_TOKENS, TINY_MARKER, build_tiny_model, main_tiny_model
 
 FAMILIES = ["qwen2_5_vl", "qwen3_vl"]
 QUESTION = "What is the coarse expression class?"
@@ -392,7 +392,7 @@ def test_lora_trains_saves_and_reloads_with_identical_logits(tiny_dirs, face, tm
     ])
     with torch.no_grad():
         base_logits = base_model(**batch).logits.clone()
-    # lm_head trains too: with a frozen random head the tiny model's loss barely moves (NOTES.md)
+    # lm_head trains too: with a frozen random head the tiny model's loss barely moves (the field notes in ARCHITECTURE.md)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=lora_target_modules(family, vision=True, merger=True),
                       modules_to_save=["lm_head"])
     peft_model = get_peft_model(base_model, lora)

@@ -5,13 +5,13 @@
     python train/train.py train/configs/qwen2_5_vl_7b_lora.yaml lora.r=32 max_steps=500
     accelerate launch train/train.py train/configs/qwen2_5_vl_7b_lora.yaml   # several GPUs, no code change
 
-Everything lives in :mod:`mevqa.training`; this file only hands its arguments to the ``mevqa`` command
+Everything lives in :mod:`mevqa.train.trainer`; this file only hands its arguments to the ``mevqa`` command
 line, so errors are the same one line (``--debug`` for a traceback). ``train/`` is deliberately not a
 package (no ``__init__.py``): nothing should ``import train``.
 """
 import sys
 
-from mevqa.cli import main
+from mevqa.apps.cli import main
 
 if __name__ == "__main__":
     args = sys.argv[1:]

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+TINY_MARKER = "mevqa_tiny.json"  # written by the tiny test models (mevqa.testing); marks a random-weight model
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")

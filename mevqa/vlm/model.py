@@ -17,8 +17,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from .config import VLMConfig
-from .processing import (
+from mevqa.vlm.config import TINY_MARKER, VLMConfig
+from mevqa.vlm.processing import (
     FAMILY_NAMES,
     FAMILY_OF_MODEL_TYPE,
     InputError,
@@ -26,7 +26,6 @@ from .processing import (
     _check_text,
     parse_messages,
 )
-from .tiny import TINY_MARKER
 
 # model_type in config.json -> the transformers class that loads it
 MODEL_CLASSES = {
@@ -79,7 +78,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 def lora_target_modules(family: str, *, language: bool = True, mlp: bool = True, vision: bool = False,
                         merger: bool = False) -> str:
-    """PEFT ``target_modules`` regex for a Qwen-VL family (see NOTES.md section 5).
+    """PEFT ``target_modules`` regex for a Qwen-VL family (see the field notes in ARCHITECTURE.md).
 
     ``language``: q/k/v/o projections of the language model; ``mlp``: its gate/up/down projections;
     ``vision``: the vision blocks' ``attn.qkv``/``attn.proj``; ``merger``: the patch merger MLP

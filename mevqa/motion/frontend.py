@@ -1,0 +1,70 @@
+"""The shared front end: one pass of face tracking and alignment per clip.
+
+The spotter, the AU detector and the evidence builder all start from the same aligned face crops, so a
+clip is decoded, tracked and aligned once. High-frame-rate footage (CASME II and SAMM are 200 fps) is
+subsampled to at most ``max_fps`` for analysis: facial motion has little energy above ~10 Hz, and
+subsampling makes 200 fps clips cost what 50 fps clips cost. Every public result is still reported in
+the clip's own frame indices (:meth:`FrontEnd.to_clip`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from mevqa.face.landmarks import AlignConfig, AlignedFaces, FaceTrack, align_faces, group_points, track_face
+from mevqa.io.video import Clip
+
+
+@dataclass(frozen=True)
+class FrontEndConfig:
+    max_fps: float = 50.0
+    align: AlignConfig = AlignConfig()
+
+
+@dataclass
+class FrontEnd:
+    """A clip with its face track and aligned crops, sampled every ``step`` frames."""
+
+    clip: Clip
+    track: FaceTrack
+    faces: AlignedFaces
+    step: int
+    config: FrontEndConfig
+
+    @property
+    def fps(self) -> float:
+        """Frame rate of the analysed (possibly subsampled) sequence."""
+        return self.clip.fps / self.step
+
+    @property
+    def n(self) -> int:
+        return len(self.faces)
+
+    def to_clip(self, i) -> int | np.ndarray:
+        """Analysis index -> clip frame index (0-based)."""
+        return np.minimum(np.asarray(i) * self.step, self.clip.n_frames - 1) if np.ndim(i) else min(int(i) * self.step, self.clip.n_frames - 1)
+
+    def to_analysis(self, frame: int) -> int:
+        """Clip frame index -> nearest analysis index."""
+        return int(np.clip(round(frame / self.step), 0, self.n - 1))
+
+    def rigid_points(self, i: int | None = None) -> np.ndarray:
+        """Crop coordinates of the rigid landmarks (nose ridge, inner eye corners) at frame i or median."""
+        lm = self.faces.mean_landmarks if i is None else self.faces.landmarks[i]
+        return np.concatenate([group_points(lm, "nose_ridge"), group_points(lm, "inner_eye_corners")])
+
+    @property
+    def interocular_px(self) -> float:
+        """Inter-ocular distance in the aligned crop (fixed by the alignment)."""
+        return self.config.align.eye_distance * self.config.align.size
+
+
+def run_frontend(clip: Clip, *, config: FrontEndConfig = FrontEndConfig(), progress=None) -> FrontEnd:
+    """Track and align the face of ``clip`` (subsampled to ``config.max_fps``)."""
+    step = max(1, math.ceil(clip.fps / config.max_fps - 1e-6))
+    sub = clip.subsampled(step)
+    track = track_face(sub, progress=progress)
+    faces = align_faces(sub, track, config=config.align)
+    return FrontEnd(clip, track, faces, step, config)
