@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 from mevqa.answer.questions import QuestionKind, answer_options, question_type
+from mevqa.evidence.text import estimate_tokens, load_template, render_evidence  # noqa: F401 (re-exported)
 
-CHARS_PER_TOKEN = 4.0  # rough average of Qwen's BPE on English prose; used only for the budget
 
 
 @dataclass(frozen=True)
@@ -25,27 +24,6 @@ class PromptConfig:
     flow_map: bool = True
     evidence: bool = True
     budget_tokens: int = 400  # the evidence block's budget
-
-
-@lru_cache(maxsize=None)
-def load_template(name: str) -> str:
-    """A template file from ``prompts/`` (shipped in the wheel as ``mevqa.prompts``)."""
-    return resources.files("mevqa.prompts").joinpath(name).read_text(encoding="utf-8")
-
-
-@lru_cache(maxsize=None)
-def _sections(name: str) -> dict[str, str]:
-    """``[section]`` blocks of a template file; '#' lines are comments."""
-    out, cur = {}, None
-    for line in load_template(name).splitlines():
-        if line.startswith("#"):
-            continue
-        if line.startswith("[") and line.rstrip().endswith("]"):
-            cur = line.strip()[1:-1]
-            out[cur] = []
-        elif cur is not None and line.strip():
-            out[cur].append(line)
-    return {k: "\n".join(v) for k, v in out.items()}
 
 
 @lru_cache(maxsize=None)
@@ -65,52 +43,6 @@ def system_prompt() -> str:
 def instruction_for(kind: QuestionKind) -> str:
     text = _instructions()[kind.kind]
     return text.format(options=answer_options(kind), au=kind.au.name if kind.au else "the action unit")
-
-
-def _interval_block(iv, s: dict) -> str:
-    lines = [s["interval"].format(number=iv.index + 1, kind=iv.kind, assumed=" (assumed: nothing spotted)" if iv.assumed else "",
-                                  t_onset=iv.t_onset, t_offset=iv.t_offset, onset=iv.onset, offset=iv.offset,
-                                  apex=iv.apex, t_apex=iv.t_apex, score=iv.score)]
-    lines += [s["au"].format(**a) for a in iv.aus] or [s["no_au"]]
-    lines += [s["emotion"].format(**e) for e in iv.emotions[:2]]
-    return "\n".join(lines)
-
-
-def render_evidence(ev, *, budget_tokens: int = 400, focus=None) -> str:
-    """The evidence block for ``ev`` within ``budget_tokens`` (weakest intervals dropped first)."""
-    s = _sections("evidence.txt")
-    head = s["header"].format(clip=ev.clip.split("/")[-1], duration=ev.duration, fps=ev.fps, n_frames=ev.n_frames,
-                              n_intervals=len(ev.intervals))
-    if not ev.intervals:
-        return head + "\n" + s["none"]
-    focus = focus or ev.primary
-    hidden = [s["hidden"].format(explanation=h.explanation) for h in ev.hidden]
-    focus_line = [s["focus"].format(number=focus.index + 1)] if focus is not None else []
-    budget = budget_tokens * CHARS_PER_TOKEN
-    # Always keep the header and the focused interval; then hidden-emotion findings, then the
-    # strongest other intervals, while they fit. Intervals print in time order.
-    blocks = {iv.index: _interval_block(iv, s) for iv in ev.intervals}
-    kept = {focus.index} if focus is not None else set()
-    used = len(head) + sum(len(blocks[k]) + 1 for k in kept) + sum(len(x) + 1 for x in focus_line)
-    kept_hidden = []
-    for line in hidden:
-        if used + len(line) + 1 <= budget:
-            kept_hidden.append(line)
-            used += len(line) + 1
-    for iv in sorted(ev.intervals, key=lambda iv: -iv.score):
-        if iv.index not in kept and used + len(blocks[iv.index]) + 1 <= budget:
-            kept.add(iv.index)
-            used += len(blocks[iv.index]) + 1
-    parts = [head] + [blocks[iv.index] for iv in ev.intervals if iv.index in kept]
-    if len(kept) < len(ev.intervals):
-        parts.append(s["dropped"].format(n=len(ev.intervals) - len(kept)))
-    if not hidden:
-        parts.append(s["no_hidden"])
-    return "\n".join(parts + kept_hidden + focus_line)
-
-
-def estimate_tokens(text: str) -> int:
-    return int(len(text) / CHARS_PER_TOKEN + 0.999)
 
 
 def visual_inputs(ev, interval=None, *, config: PromptConfig = PromptConfig()) -> list:

@@ -31,6 +31,7 @@ from mevqa.facs.tables import emotion_candidates
 from mevqa.motion.flow import flow_to_rgb
 from mevqa.motion.frontend import FrontEnd, FrontEndConfig, run_frontend
 from mevqa.io.video import Clip
+from mevqa.evidence.text import render_evidence
 
 EVIDENCE_VERSION = 1
 
@@ -184,8 +185,6 @@ class Evidence:
         Tokens are estimated at 4 characters each (English text with Qwen's BPE averages close to
         that); intervals beyond the budget are dropped weakest first, and the text says so.
         """
-        from mevqa.answer.prompt import render_evidence
-
         budget = budget_tokens or self.settings.get("text_budget_tokens", 400)
         return render_evidence(self, budget_tokens=budget)
 

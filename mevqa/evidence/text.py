@@ -1,0 +1,78 @@
+"""Evidence as text: the evidence block of every prompt and the terminal summary.
+
+The wording lives in ``prompts/evidence.txt`` (shipped in the wheel as ``mevqa.prompts``), so the
+text a model is trained on and the text it answers from come from one template.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+CHARS_PER_TOKEN = 4.0  # rough average of Qwen's BPE on English prose; used only for the budget
+
+
+@lru_cache(maxsize=None)
+def load_template(name: str) -> str:
+    """A template file from ``prompts/`` (shipped in the wheel as ``mevqa.prompts``)."""
+    return resources.files("mevqa.prompts").joinpath(name).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def _sections(name: str) -> dict[str, str]:
+    """``[section]`` blocks of a template file; '#' lines are comments."""
+    out, cur = {}, None
+    for line in load_template(name).splitlines():
+        if line.startswith("#"):
+            continue
+        if line.startswith("[") and line.rstrip().endswith("]"):
+            cur = line.strip()[1:-1]
+            out[cur] = []
+        elif cur is not None and line.strip():
+            out[cur].append(line)
+    return {k: "\n".join(v) for k, v in out.items()}
+
+
+def _interval_block(iv, s: dict) -> str:
+    lines = [s["interval"].format(number=iv.index + 1, kind=iv.kind, assumed=" (assumed: nothing spotted)" if iv.assumed else "",
+                                  t_onset=iv.t_onset, t_offset=iv.t_offset, onset=iv.onset, offset=iv.offset,
+                                  apex=iv.apex, t_apex=iv.t_apex, score=iv.score)]
+    lines += [s["au"].format(**a) for a in iv.aus] or [s["no_au"]]
+    lines += [s["emotion"].format(**e) for e in iv.emotions[:2]]
+    return "\n".join(lines)
+
+
+def render_evidence(ev, *, budget_tokens: int = 400, focus=None) -> str:
+    """The evidence block for ``ev`` within ``budget_tokens`` (weakest intervals dropped first)."""
+    s = _sections("evidence.txt")
+    head = s["header"].format(clip=ev.clip.split("/")[-1], duration=ev.duration, fps=ev.fps, n_frames=ev.n_frames,
+                              n_intervals=len(ev.intervals))
+    if not ev.intervals:
+        return head + "\n" + s["none"]
+    focus = focus or ev.primary
+    hidden = [s["hidden"].format(explanation=h.explanation) for h in ev.hidden]
+    focus_line = [s["focus"].format(number=focus.index + 1)] if focus is not None else []
+    budget = budget_tokens * CHARS_PER_TOKEN
+    # Always keep the header and the focused interval; then hidden-emotion findings, then the
+    # strongest other intervals, while they fit. Intervals print in time order.
+    blocks = {iv.index: _interval_block(iv, s) for iv in ev.intervals}
+    kept = {focus.index} if focus is not None else set()
+    used = len(head) + sum(len(blocks[k]) + 1 for k in kept) + sum(len(x) + 1 for x in focus_line)
+    kept_hidden = []
+    for line in hidden:
+        if used + len(line) + 1 <= budget:
+            kept_hidden.append(line)
+            used += len(line) + 1
+    for iv in sorted(ev.intervals, key=lambda iv: -iv.score):
+        if iv.index not in kept and used + len(blocks[iv.index]) + 1 <= budget:
+            kept.add(iv.index)
+            used += len(blocks[iv.index]) + 1
+    parts = [head] + [blocks[iv.index] for iv in ev.intervals if iv.index in kept]
+    if len(kept) < len(ev.intervals):
+        parts.append(s["dropped"].format(n=len(ev.intervals) - len(kept)))
+    if not hidden:
+        parts.append(s["no_hidden"])
+    return "\n".join(parts + kept_hidden + focus_line)
+
+
+def estimate_tokens(text: str) -> int:
+    return int(len(text) / CHARS_PER_TOKEN + 0.999)
