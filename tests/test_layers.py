@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "mevqa"
 
 # Bottom to top. A module may import its own layer and any layer listed before it.
-LAYERS = ["facs", "io", "face", "motion", "spot", "au", "evidence", "vlm", "answer", "megc", "train", "apps"]
+LAYERS = ["facs", "io", "face", "motion", "spot", "au", "recognize", "evidence", "vlm", "answer", "megc", "train", "apps"]
 # The developer commands that write fixtures (`mevqa synth`, `mevqa tiny-model`, the tiny training
 # config) may reach mevqa.testing; nothing else in the product does.
 FIXTURE_USERS = {"mevqa.apps.cli", "mevqa.train.trainer", "mevqa.train.config", "mevqa.train.data"}
