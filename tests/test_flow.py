@@ -5,6 +5,7 @@ import pytest
 
 from mevqa.motion.flow import (FlowError, dense_flow, flow_sequence, flow_to_rgb, head_motion, optical_strain,
                         remove_head_motion, sample_points)
+from mevqa.motion.head import head_flow
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,24 @@ def test_head_motion_is_removed_but_local_motion_kept(face_crop):
     flow[...] = (1.5, -0.5)                # the whole head moves
     flow[150:170, 60:90] += (0.0, -1.0)    # plus a local lift (a mouth corner)
     rigid = np.array([[112, 90], [112, 110], [95, 75], [129, 75]], float)
-    assert np.allclose(head_motion(flow, rigid), (1.5, -0.5))
+    m = head_motion(flow, rigid)
+    assert np.allclose(m, [[1, 0, 1.5], [0, 1, -0.5]], atol=1e-4)
     clean = remove_head_motion(flow, rigid)
-    assert np.allclose(clean[100, 112], 0)
-    assert np.allclose(sample_points(clean, np.array([[75, 160]]), radius=3)[0], (0, -1))
+    assert np.allclose(clean[100, 112], 0, atol=1e-4)
+    assert np.allclose(sample_points(clean, np.array([[75, 160]]), radius=3)[0], (0, -1), atol=1e-4)
+
+
+def test_head_motion_removes_roll_and_ignores_a_moved_rigid_point(face_crop):
+    """A 1 degree roll about the crop centre plus a shift, one of six rigid points pulled by an expression."""
+    h, w = face_crop.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 1.0, 1.01).astype(float)
+    m[:, 2] += (0.4, -0.3)
+    flow = head_flow(m, (h, w))
+    flow[85:96, 105:120] += (0.0, 1.2)  # the glabella pulled down
+    rigid = np.array([[112, 90], [112, 110], [95, 75], [129, 75], [60, 80], [164, 80]], float)
+    assert np.allclose(head_motion(flow, rigid, radius=2), m, atol=1e-3)
+    clean = remove_head_motion(flow, rigid, radius=2)
+    assert np.abs(clean[150:200, 20:200]).max() < 1e-2  # the chin, far from the points, is clean too
 
 
 def test_flow_sequence_against_a_reference(face_crop):

@@ -20,6 +20,8 @@ import threading
 import cv2
 import numpy as np
 
+from mevqa.motion.head import fit_head_motion, remove_head_flow
+
 FLOW_METHODS = ("dis", "farneback", "tvl1")
 _local = threading.local()
 
@@ -88,19 +90,21 @@ def sample_points(flow: np.ndarray, points: np.ndarray, *, radius: int = 4) -> n
     return np.stack(out, axis=-2)
 
 
-def head_motion(flow: np.ndarray, rigid_points: np.ndarray, *, radius: int = 4) -> np.ndarray:
-    """Rigid head displacement (..., 2): the median flow around points that expressions do not move."""
-    return np.median(sample_points(flow, rigid_points, radius=radius), axis=-2)
+def head_motion(flow: np.ndarray, rigid_points: np.ndarray, *, radius: int = 4, method: str = "lmeds") -> np.ndarray:
+    """Rigid head motion in ``flow`` (H, W, 2) as a similarity (2, 3): the robust fit
+    (:func:`mevqa.motion.head.fit_head_motion`) from the rigid points to where the flow carries them."""
+    pts = np.asarray(rigid_points, np.float64).reshape(-1, 2)
+    return fit_head_motion(pts, pts + sample_points(flow, pts, radius=radius), method=method)
 
 
-def remove_head_motion(flow: np.ndarray, rigid_points: np.ndarray, *, radius: int = 4) -> np.ndarray:
-    """Flow minus the rigid head displacement measured on ``rigid_points`` (nose ridge, inner eye corners).
+def remove_head_motion(flow: np.ndarray, rigid_points: np.ndarray, *, radius: int = 4, method: str = "lmeds") -> np.ndarray:
+    """Flow minus the rigid head motion measured on ``rigid_points`` (nose ridge, eye corners, ...).
 
-    Alignment already follows the head; this removes what is left (the MEGC2022 winner subtracts the
-    nose-ridge flow the same way).
+    Alignment already follows the head; this removes what is left, translation, roll and scale alike (the
+    MEGC2022 winner subtracts the nose-ridge flow; a similarity also removes the half-pixel "breathing" of
+    an eye alignment at the chin).
     """
-    hm = head_motion(flow, rigid_points, radius=radius)
-    return flow - hm[..., None, None, :]
+    return remove_head_flow(flow, head_motion(flow, rigid_points, radius=radius, method=method))
 
 
 # -- rendering ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import numpy as np
 
 from mevqa.face.landmarks import AlignConfig, AlignedFaces, FaceTrack, align_faces, group_points, track_face
 from mevqa.io.video import Clip
+from mevqa.motion.head import RIGID_INDICES
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ class FrontEnd:
         """Crop coordinates of the rigid landmarks (nose ridge, inner eye corners) at frame i or median."""
         lm = self.faces.mean_landmarks if i is None else self.faces.landmarks[i]
         return np.concatenate([group_points(lm, "nose_ridge"), group_points(lm, "inner_eye_corners")])
+
+    def head_points(self, i: int | None = None) -> np.ndarray:
+        """Crop coordinates of the 19 rigid landmarks of the head-motion model
+        (:data:`mevqa.motion.head.RIGID_INDICES`) at frame i or their median over the clip."""
+        lm = self.faces.mean_landmarks if i is None else self.faces.landmarks[i]
+        return lm[list(RIGID_INDICES)]
 
     @property
     def interocular_px(self) -> float:
