@@ -6,8 +6,10 @@ import pytest
 
 from mevqa.motion.frontend import run_frontend
 from mevqa.megc.metrics import iou
-from mevqa.spot.spotter import (SpotConfig, SpotResult, detect_blinks, fit_similarity, local_baseline, lowpass, spot,
-                            spot_clip, window_layout)
+from mevqa.motion.filters import local_baseline, lowpass
+from mevqa.spot.config import SpotConfig
+from mevqa.spot.signals import detect_blinks, fit_similarity, window_layout
+from mevqa.spot.spotter import SpotResult, spot, spot_clip
 from mevqa.testing.synth import SynthConfig, SynthEvent, demo_events, face_setup, make_clip
 
 
@@ -198,7 +200,7 @@ def test_local_baseline_stays_within_a_segment():
 
 def _lids(n, setup, *, upper=(), lower=(), eyes=("right", "left"), close=0.8):
     """A still face's landmarks for n frames, with the upper (or lower) lids closed in some frames."""
-    from mevqa.spot.spotter import _LIDS
+    from mevqa.spot.config import _LIDS
 
     lm = np.repeat(setup.landmarks[None].astype(float), n, axis=0)
     for side in eyes:

@@ -1,0 +1,114 @@
+"""The spotter's options and its regions of interest (see :mod:`mevqa.spot.spotter` for the method)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mevqa.motion.flow import FLOW_METHODS
+
+#: Region of interest -> (landmark group of :data:`mevqa.face.landmarks.LANDMARK_GROUPS`, downward offset of the
+#: window centre in inter-ocular units). The upper-lid windows cover the lid skin between brow and lid
+#: margin (AU5 raises it, every blink drags it down); the brow windows sit a little above the brow's
+#: centre line to keep clear of it, the lower-lid windows just below the lid margin, where the skin
+#: moves with AU6/AU7.
+ROIS: dict[str, tuple[str, float]] = {
+    "right_inner_brow": ("right_inner_brow", -0.05),
+    "left_inner_brow": ("left_inner_brow", -0.05),
+    "right_outer_brow": ("right_outer_brow", -0.05),
+    "left_outer_brow": ("left_outer_brow", -0.05),
+    "right_upper_lid": ("right_upper_lid", -0.08),
+    "left_upper_lid": ("left_upper_lid", -0.08),
+    "right_lower_lid": ("right_lower_lid", 0.10),
+    "left_lower_lid": ("left_lower_lid", 0.10),
+    "right_nose_wing": ("right_nose_wing", 0.0),
+    "left_nose_wing": ("left_nose_wing", 0.0),
+    "right_cheek": ("right_cheek", 0.0),
+    "left_cheek": ("left_cheek", 0.0),
+    "right_mouth_corner": ("right_mouth_corner", 0.0),
+    "left_mouth_corner": ("left_mouth_corner", 0.0),
+    "upper_lip": ("upper_lip", 0.0),
+    "lower_lip": ("lower_lip", 0.0),
+    "chin": ("chin", 0.0),
+}
+#: Regions whose detections a blink explains (dropped while the eyes blink).
+BLINK_ROIS = ("right_upper_lid", "left_upper_lid", "right_lower_lid", "left_lower_lid")
+#: Regions next to the upper lid: a blink's lid motion leaks into their windows (about 0.1-0.17 of the
+#: upper-lid window's rise in the brow windows, measured on synthetic blinks), so a detection there
+#: must still clear the threshold after ``SpotConfig.lid_leak`` x the same-side upper-lid rise is
+#: taken off. A brow raise during a blink survives; a blink alone does not.
+LID_NEIGHBOURS = {"right_inner_brow": "right_upper_lid", "right_outer_brow": "right_upper_lid",
+                  "right_lower_lid": "right_upper_lid", "left_inner_brow": "left_upper_lid",
+                  "left_outer_brow": "left_upper_lid", "left_lower_lid": "left_upper_lid"}
+#: Landmarks that expressions barely move (FaceMesh indices): nose ridge, eye corners, mid-forehead and
+#: the sides of the face at eye level. Head motion is the similarity transform fitted robustly to the
+#: flow there; the nose ridge and inner eye corners alone fix the translation but not the rotation and
+#: scale, and a 1% scale error of the alignment is already a pixel at the chin.
+RIGID_INDICES = (168, 6, 197, 195, 5, 4, 133, 362, 33, 263, 151, 108, 337, 69, 299, 127, 356, 234, 454)
+# Eyelid landmarks (FaceMesh): three (upper, lower) lid-margin pairs and the two corners per eye.
+_LIDS = {"right": (((159, 145), (158, 153), (160, 144)), (33, 133)),
+         "left": (((386, 374), (385, 380), (387, 373)), (263, 362))}
+
+
+
+@dataclass(frozen=True)
+class SpotConfig:
+    """Options of :func:`spot`. Times are in seconds, distances in inter-ocular units (IOD).
+
+    The defaults follow the MEGC2022/2024 ROI-flow spotters (windows of 200 frames at 30 fps with 50%
+    overlap, 2 Hz low-pass at 30 fps, top 20-30% of the flow vectors per region, about +-1 s for the
+    local baseline) and the MEGC durations (micro <= 0.5 s, macro 0.5-4 s).
+    """
+
+    # windows and references
+    window_seconds: float = 6.7      # 200 frames at 30 fps
+    overlap: float = 0.5             # fraction of a window shared with the next one
+    ref_search_seconds: float = 0.6  # a later reference may move this far forward to a quiet frame
+    flow_method: str = "dis"         # see mevqa.motion.flow.FLOW_METHODS
+    # regions
+    rois: tuple[str, ...] = tuple(ROIS)
+    roi_radius: float = 0.12         # half side of each square ROI window (IOD)
+    rigid_radius: float = 0.05       # half side of the windows at the rigid landmarks (IOD)
+    top_fraction: float = 0.25       # mean of the largest this-fraction flow magnitudes per ROI
+    # detection
+    lowpass_hz: float = 2.0          # cut-off of the Gaussian low-pass (same in Hz at any fps)
+    baseline_seconds: float = 1.0    # the rise is measured above the minimum within +- this
+    noise_k: float = 4.0             # rise must exceed median + noise_k x 1.4826 MAD of all rises ...
+    min_rise: float = 0.003          # ... and this absolute floor (IOD; 0.23 px in the 224 crop)
+    fall_fraction: float = 0.3       # after the apex the signal must fall by this part of the rise
+    # boundaries
+    boundary_hz: float = 5.0         # boundaries are found on a copy low-passed this lightly
+    floor_percentile: float = 15.0   # each side's floor: this percentile of the signal within 2 s
+    edge_level: float = 0.03         # a boundary is where the signal falls to floor + this x height ...
+    edge_noise: float = 0.5          # ... or floor + this x threshold, whichever is higher ...
+    valley_depth: float = 0.15       # ... or a valley this deep (x height) before another rise
+    calibrate_edges: bool = True     # move level crossings out to where a smooth rise began
+    # merging and kinds
+    merge_gap_seconds: float = 0.1   # apexes this close to another detection's span count as inside
+    member_fraction: float = 0.5     # regions this strong relative to the best one shape the bounds
+    valley_merge: float = 0.5        # overlapping intervals without a dip below this x peak are one
+    nested_score: float = 2.0        # a brief interval inside a longer one stays if it scores this much
+    min_seconds: float = 0.1         # shorter intervals are dropped
+    micro_max_seconds: float = 0.5   # MEGC: a micro-expression lasts at most 0.5 s
+    macro_max_seconds: float = 4.0   # MEGC: a macro-expression lasts 0.5-4 s
+    long_policy: str = "split"       # longer intervals: "split" at their deepest valleys, or "drop"
+    # blinks
+    suppress_blinks: bool = True
+    blink_max_seconds: float = 0.5   # eyes closed longer than this is not a blink
+    blink_drop: float = 0.3          # upper-lid opening below (1 - drop) x its local level = closed
+    lid_leak: float = 0.2            # part of the upper lid's rise taken off brow and lower-lid rises
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap < 1:
+            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+        if self.long_policy not in ("split", "drop"):
+            raise ValueError(f"long_policy must be 'split' or 'drop', got {self.long_policy!r}")
+        unknown = [r for r in self.rois if r not in ROIS]
+        if unknown:
+            raise ValueError(f"unknown ROI(s) {unknown}; choose from {list(ROIS)}")
+        if self.flow_method not in FLOW_METHODS:
+            raise ValueError(f"unknown flow method {self.flow_method!r}; choose from {', '.join(FLOW_METHODS)}")
+        if not 0 < self.top_fraction <= 1:
+            raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
+        for name in ("window_seconds", "lowpass_hz", "boundary_hz", "baseline_seconds", "roi_radius"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
