@@ -118,9 +118,9 @@ def load_clip(path: str, fps: float | None = None):
     from mevqa.io.video import Clip
 
     if path == "demo":
-        from mevqa.testing.synth import demo_clip
+        from mevqa.io.demo import demo_clip
 
-        return demo_clip()[0]
+        return demo_clip()
     return Clip.load(path, fps=fps)
 
 
@@ -129,16 +129,11 @@ def _print_json(obj) -> None:
 
 
 def _cmd_synth(a) -> None:
-    from mevqa.testing.synth import demo_clip, main_synth
+    from mevqa.testing.synth import main_synth, write_demo
 
     w, h = (int(v) for v in a.size.lower().split("x"))
-    if a.demo:
-        clip, gt = demo_clip()
-        out = Path(a.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        clip.save(out / "demo.mp4")
-        (out / "demo.json").write_text(json.dumps(gt, indent=2))
-        print(out / "demo.mp4")
+    if a.demo:  # renders the demo again: demo.mp4 + demo.json, as shipped in mevqa/assets/
+        print(write_demo(a.out_dir))
         return
     main_synth(a.out_dir, n=a.n, seed=a.seed, fmt=a.format, fps=tuple(a.fps), photo=a.photo, width=w, height=h)
 

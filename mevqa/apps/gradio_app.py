@@ -30,6 +30,7 @@ import gradio as gr
 from mevqa.answer.agent import Agent, EvidenceBackend
 from mevqa.evidence.builder import Evidence, compute_evidence
 from mevqa.answer.questions import AU_LIST_QUESTION_PLURAL, COARSE_QUESTION, FINE_QUESTION
+from mevqa.io.demo import demo_clip as load_demo
 from mevqa.io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Clip, ClipError, ClipLimits
 
 log = logging.getLogger("mevqa.apps.gradio_app")
@@ -168,15 +169,9 @@ def load_upload(path, *, fps: float | None = None, limits: ClipLimits = APP_LIMI
     return clip
 
 
-_demo_lock = threading.Lock()
-
-
 def demo_clip() -> Clip:
-    """The built-in demo clip (rendered once and cached on disk by :mod:`mevqa.testing.synth`)."""
-    from mevqa.testing.synth import demo_clip as make_demo
-
-    with _demo_lock:  # two sessions starting together render it once
-        return make_demo()[0]
+    """The built-in demo clip, shipped with the package (``mevqa/assets/demo.mp4``, :mod:`mevqa.io.demo`)."""
+    return load_demo()
 
 
 # -- computing the evidence, with progress ----------------------------------------------------------------
