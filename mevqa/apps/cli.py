@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 EPILOG = """examples:
   mevqa synth demo/ --n 4                 synthetic clips with ground truth (mp4 + json)
