@@ -14,7 +14,7 @@ scored as a recogniser, not a spotter) and is scored per (clip, AU) over :data:`
 - laterality accuracy on one-sided events: a detected ground-truth AU whose side is right, over the
   detected ones (and, stricter, over all of them);
 - emotion accuracy where synth's AU combination defines the emotion: the top
-  :func:`mevqa.facs.tables.emotion_candidates` of the present AUs against synth's emotion.
+  :func:`mevqa.facs.emotions.emotion_candidates` of the present AUs against synth's emotion.
 
 Thresholds are calibrated on ``--calibration-seed`` only (``--calibrate`` prints the per-AU values that
 maximise F1 there, which is how :data:`mevqa.au.detector.DEFAULT_THRESHOLDS` were set) and figures are
@@ -146,7 +146,7 @@ def laterality(rows, preds) -> tuple[int, int, int]:
 
 
 def emotions(rows, preds) -> tuple[int, int]:
-    from mevqa.facs.tables import emotion_candidates
+    from mevqa.facs.emotions import emotion_candidates
 
     ok = n = 0
     for r, p in zip(rows, preds):
@@ -201,7 +201,7 @@ def report(title: str, rows, preds) -> None:
     print(f"laterality on one-sided events: {ok}/{det} detected AUs on the correct side = {ok / max(det, 1):.3f} "
           f"(strict, misses count as wrong: {ok}/{tot} = {ok / max(tot, 1):.3f})")
     ok, n = emotions(rows, preds)
-    print(f"emotion (top candidate of mevqa.facs.tables.emotion_candidates) on emotion events: "
+    print(f"emotion (top candidate of mevqa.facs.emotions.emotion_candidates) on emotion events: "
           f"{ok}/{n} = {ok / max(n, 1):.3f}")
 
 

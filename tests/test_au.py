@@ -49,7 +49,7 @@ def test_single_micro_au_is_found_on_its_side(code, side, amplitude):
 
 
 def test_combination_and_emotion_rule():
-    from mevqa.facs.tables import emotion_candidates
+    from mevqa.facs.emotions import emotion_candidates
 
     res = detect_aus(synth_front(("AU1", "AU2"), "both", 3.0), ONSET, APEX)
     codes = {a.code for a in res.present_aus()}

@@ -18,7 +18,7 @@ from mevqa.io.splits import (
     SplitError, SubjectLeakageError, assert_subject_disjoint, holdout_split, loso_folds,
     normalise_dataset, normalise_subject,
 )
-from mevqa.facs.tables import MEGC_AU_NAMES, AUOccurrence, parse_au_string
+from mevqa.facs.codes import MEGC_AU_NAMES, AUOccurrence, parse_au_string
 from mevqa.answer.questions import question_type
 
 DATA = Path(__file__).parent / "data" / "megc2025"

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mevqa.facs import tables as facs
-from mevqa.facs.tables import (
-    ACTION_UNITS, COARSE_CLASSES, FINE_CLASSES, FINE_TO_COARSE, MEGC_AU_NAMES, AUOccurrence,
-    AUStringError, FacsError, UnknownActionUnitError, UnknownLabelError, au_by_name, au_name,
-    emotion_candidates, format_au_string, normalise_au_code, parse_au_string, valence,
+from mevqa.facs.codes import (
+    ACTION_UNITS, MEGC_AU_NAMES, AUOccurrence, AUStringError, FacsError, UnknownActionUnitError, UnknownLabelError,
+    au_by_name, au_name, format_au_string, normalise_au_code, parse_au_string,
 )
+from mevqa.facs.emotions import MEGC_TRAIN_AU_FINE_COUNTS, emotion_candidates
+from mevqa.facs.labels import COARSE_CLASSES, FINE_CLASSES, FINE_TO_COARSE, valence
 
 DATA = Path(__file__).parent / "data" / "megc2025"
 TRAIN_FILES = ("me_vqa_casme2_train.jsonl", "me_vqa_samm_casme2_smic_train.jsonl")
@@ -189,7 +189,7 @@ def test_train_au_fine_table_matches_the_files():
         if fine and aus:
             for name in aus.split(", "):
                 table[name][fine] += 1
-    assert {k: dict(v) for k, v in table.items()} == facs.MEGC_TRAIN_AU_FINE_COUNTS
+    assert {k: dict(v) for k, v in table.items()} == MEGC_TRAIN_AU_FINE_COUNTS
 
 
 # ------------------------------------------------------------------ emotion rules

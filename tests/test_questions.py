@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mevqa.facs.tables import ACTION_UNITS, COARSE_CLASSES, FINE_CLASSES
+from mevqa.facs.codes import ACTION_UNITS
+from mevqa.facs.labels import COARSE_CLASSES, FINE_CLASSES
 from mevqa.answer.questions import (
     ANALYSIS_QUESTION, ANALYSIS_QUESTION_PLURAL, AU_LIST_QUESTION, AU_LIST_QUESTION_PLURAL,
     COARSE_QUESTION, FINE_QUESTION, MEGC_QUESTIONS, QuestionError, QuestionKind,

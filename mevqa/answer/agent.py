@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from mevqa.evidence.builder import Evidence, IntervalEvidence, compute_evidence
-from mevqa.facs.tables import FINE_TO_COARSE
+from mevqa.facs.labels import FINE_TO_COARSE
 from mevqa.answer.prompt import PromptConfig, build_messages
 from mevqa.answer.questions import QuestionKind, analysis_sentence, normalise_answer, question_type
 from mevqa.io.video import Clip

@@ -18,10 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mevqa.facs.tables import (
-    ACTION_UNITS, AU_ALIASES, COARSE_CLASSES, FINE_CLASSES, FINE_TO_COARSE, ActionUnit,
-    FacsError, au_by_name,
-)
+from mevqa.facs.codes import ACTION_UNITS, AU_ALIASES, ActionUnit, FacsError, au_by_name
+from mevqa.facs.labels import COARSE_CLASSES, FINE_CLASSES, FINE_TO_COARSE
 
 __all__ = [
     "QuestionError", "QuestionKind", "KINDS", "MEGC_QUESTIONS",
@@ -383,7 +381,7 @@ def normalise_answer(question_or_kind, text: str | None) -> str:
     """Turn a model's free output into the form the MEGC answers use.
 
     - coarse / fine: the first label of that set in the text ("" if none; for coarse a fine label
-      such as "happiness" is mapped through :data:`~mevqa.facs.tables.FINE_TO_COARSE`);
+      such as "happiness" is mapped through :data:`~mevqa.facs.labels.FINE_TO_COARSE`);
     - au_presence: "yes" / "no"; au_side: "left" / "right" ("" if neither);
     - au_list: canonical AU names (codes such as "AU12" accepted), comma separated, in order;
     - analysis: the exact official sentence rebuilt from the AUs and labels found (a missing

@@ -74,7 +74,7 @@ from mevqa.motion.flow import FLOW_METHODS, dense_flow, remove_head_motion, samp
 from mevqa.io.video import Clip, ClipError
 
 try:  # facs.py is the one place for AU names (MEGC spellings)
-    from mevqa.facs.tables import au_name
+    from mevqa.facs.codes import au_name
 except ImportError:  # pragma: no cover - only while facs.py is being written
     _NAMES = {"AU1": "inner brow raiser", "AU2": "outer brow raiser", "AU4": "brow lowerer",
               "AU5": "upper lid raiser", "AU6": "cheek raiser", "AU7": "lid tightener",

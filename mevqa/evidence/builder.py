@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mevqa.facs.tables import emotion_candidates
+from mevqa.facs.emotions import emotion_candidates
 from mevqa.motion.flow import flow_to_rgb
 from mevqa.motion.frontend import FrontEnd, FrontEndConfig, run_frontend
 from mevqa.io.video import Clip

@@ -18,7 +18,7 @@ Layouts handled, as the datasets distribute them:
   100 fps.
 
 The header row is found by its column names (spacing and case do not matter); AU strings are
-parsed with laterality by :func:`mevqa.facs.tables.parse_au_string`; emotions are mapped to the MEGC
+parsed with laterality by :func:`mevqa.facs.codes.parse_au_string`; emotions are mapped to the MEGC
 fine/coarse labels (a dataset label with no MEGC fine class, such as CASME II "others", gives
 ``fine=None``). Subjects and file names are stored in the MEGC2025 spelling (CASME II "sub01",
 SAMM "6", SMIC "s01" / "s01_ne_01"), so generated questions match the official files.
@@ -30,7 +30,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mevqa.facs.tables import AUOccurrence, FINE_TO_COARSE, FacsError, parse_au_string
+from mevqa.facs.codes import AUOccurrence, FacsError, parse_au_string
+from mevqa.facs.labels import FINE_TO_COARSE
 from mevqa.io.splits import normalise_dataset, normalise_subject
 
 __all__ = ["SheetError", "LabelledClip", "SheetClips", "DATASET_FPS", "load_sheet",

@@ -164,7 +164,7 @@ def uar(y_true, y_pred, labels=None) -> float:
 # AU sets
 # --------------------------------------------------------------------------------------------
 def _au_set(item) -> set[str]:
-    from mevqa.facs.tables import find_au
+    from mevqa.facs.codes import find_au
 
     if item is None:
         return set()

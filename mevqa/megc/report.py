@@ -34,7 +34,8 @@ def _clean(x) -> str:
 def is_unparsable(kind: str, pred: str, labels: Iterable[str] = ()) -> bool:
     """True when a prediction is not an answer of its question's form (empty included); such
     answers are scored as they are, i.e. wrong."""
-    from mevqa.facs.tables import COARSE_CLASSES, FINE_CLASSES, find_au
+    from mevqa.facs.codes import find_au
+    from mevqa.facs.labels import COARSE_CLASSES, FINE_CLASSES
     from mevqa.answer.questions import parse_analysis_sentence
 
     p = _clean(pred)
@@ -81,7 +82,7 @@ def _label_order(gt_labels: set, known: Sequence[str]) -> list[str]:
 
 def group_scores(name: str, items: list[tuple], *, confusion: bool = False) -> GroupScores:
     """``items``: (kind, question, reference, prediction, status) with status "", "missing" or "failed"."""
-    from mevqa.facs.tables import COARSE_CLASSES, FINE_CLASSES
+    from mevqa.facs.labels import COARSE_CLASSES, FINE_CLASSES
     from mevqa.megc.metrics import confusion_matrix, vqa_scores
 
     qs, refs, preds = [i[1] for i in items], [i[2] for i in items], [i[3] for i in items]

@@ -21,7 +21,7 @@ import random
 from collections import Counter
 from typing import Iterable, Mapping, Sequence
 
-from mevqa.facs.tables import MEGC_AU_NAMES, AUOccurrence, FacsError, au_by_name
+from mevqa.facs.codes import MEGC_AU_NAMES, AUOccurrence, FacsError, au_by_name
 from mevqa.answer.questions import (
     COARSE_QUESTION, FINE_QUESTION, analysis_question, analysis_sentence, au_list_question,
     presence_question, question_type, side_question,
