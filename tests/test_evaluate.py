@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mevqa.megc import command as C
 from mevqa.megc import run as E
 from mevqa.megc import report as R
 from mevqa.megc import strs as S
@@ -256,7 +257,7 @@ def test_resolver_finds_release_layouts_and_explains_misses(tmp_path):
     path, why = r.resolve(rec(video_id="samm_test_SAMM-9_1", video="SAMM-9"))
     assert path is None and "SAMM-9" in why and "samm/SAMM-9" in why
     # an explicit --pattern replaces the defaults
-    r2 = E.ClipResolver(root, E._patterns("SAMM/{subject:03d}/{filename}"))
+    r2 = E.ClipResolver(root, C._patterns("SAMM/{subject:03d}/{filename}"))
     assert r2.resolve(rec(id="1", dataset="casme2", subject="sub01", filename="EP02_01f"))[0] is None
 
 
@@ -273,11 +274,9 @@ def test_nothing_resolving_is_one_error_listing_the_layouts(tmp_path, capsys):
 # Runs
 # ------------------------------------------------------------------------------------------------
 def test_run_answers_test_format_file_once_per_clip(tmp_path, cas_clips, monkeypatch, capsys):
-    import mevqa.evidence.builder as ev_mod
-
     calls = []
-    real = ev_mod.compute_evidence
-    monkeypatch.setattr(ev_mod, "compute_evidence", lambda clip, **kw: calls.append(clip.source) or real(clip, **kw))
+    real = E.compute_evidence
+    monkeypatch.setattr(E, "compute_evidence", lambda clip, **kw: calls.append(clip.source) or real(clip, **kw))
     q = first_clips(CAS_TEST, 3, tmp_path / "q.jsonl")
     out = tmp_path / "pred.jsonl"
     assert run_cli(q, "--clips", cas_clips, "--out", out, "--report", tmp_path / "rep") == 0

@@ -203,7 +203,7 @@ def _cmd_ask(a) -> None:
 
 
 def _cmd_eval(a) -> None:
-    import mevqa.megc.run as evaluate
+    import mevqa.megc.command as evaluate
 
     evaluate.main(a)
 

@@ -33,6 +33,15 @@ _TRAIN_ORDER = ("id", "dataset", "image_id", "subject", "filename", "question", 
 _TEST_ORDER = ("video_id", "video", "question", "answer")
 
 
+# Fields that name a clip, a subject or a dataset: they become path components under --clips.
+_NAME_KEYS = ("dataset", "image_id", "subject", "filename", "video")
+
+
+def _is_name(value: str) -> bool:
+    """One plain path component (or empty: the field is then unused): not "." or "..", no separator or NUL."""
+    return value.strip() not in (".", "..") and not any(c in value for c in "/\\\0")
+
+
 class MegcFormatError(ValueError):
     """A MEGC JSONL line or record that cannot be read."""
 
@@ -69,7 +78,14 @@ class MegcRecord:
             answer = ""
         if not isinstance(answer, str):
             raise MegcFormatError(f"'answer' must be a string, got {type(answer).__name__}")
-        known = {k: d[k] for k in _KNOWN if k in d and k not in ("question", "answer")}
+        known = {k: d[k] for k in _KNOWN if k in d and k not in ("question", "answer") and d[k] is not None}
+        for k, v in known.items():
+            # a number id would be written back as a string and never match again on resume
+            if not isinstance(v, str):
+                raise MegcFormatError(f"{k!r} must be a string, got {type(v).__name__} {json.dumps(v)[:40]}")
+            if k in _NAME_KEYS and not _is_name(v):
+                raise MegcFormatError(f"{k!r} {v[:80]!r} is not a clip or folder name (no '/', '\\', '..' "
+                                      "or absolute paths: clips are looked up inside --clips only)")
         extra = {k: v for k, v in d.items() if k not in _KNOWN}
         return cls(question=d["question"], answer=answer, extra=extra,
                    key_order=tuple(d.keys()), compact=compact, **known)
@@ -117,8 +133,13 @@ def read_megc_jsonl(path: str | Path) -> list[MegcRecord]:
     if not path.is_file():
         raise MegcFormatError(f"MEGC question file not found: {path}")
     records = []
-    with path.open(encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise MegcFormatError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column "
+                                      f"{err.start + 1})") from None
             text = line.strip()
             if not text:
                 continue

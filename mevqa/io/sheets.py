@@ -30,8 +30,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import openpyxl
+
 from mevqa.facs.codes import AUOccurrence, FacsError, parse_au_string
 from mevqa.facs.labels import FINE_TO_COARSE
+from mevqa.io.sheet_frames import find_frames
 from mevqa.io.splits import normalise_dataset, normalise_subject
 
 __all__ = ["SheetError", "LabelledClip", "SheetClips", "DATASET_FPS", "load_sheet",
@@ -164,8 +167,6 @@ def _rows_from_file(path: Path) -> list[tuple[str, list[list]]]:
                 dialect = csv.excel
             return [("csv", [list(r) for r in csv.reader(fh, dialect)])]
     if suffix in (".xlsx", ".xlsm"):
-        import openpyxl
-
         try:
             wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
         except Exception as err:  # openpyxl raises several types for a damaged file
@@ -241,70 +242,6 @@ def _detect_dataset(path: Path, header: list, data: list[list], cols: dict[str, 
         return "casme3"
     if header_row > 0:
         return "samm"  # only SAMM ships title rows above the header
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# Frame folders
-# --------------------------------------------------------------------------------------------
-def _child(parent: Path, name: str) -> Path | None:
-    p = parent / name
-    if p.is_dir():
-        return p
-    if parent.is_dir():  # CAS(ME)^3 mixes spNO/spNo: match case-insensitively
-        low = name.lower()
-        for c in parent.iterdir():
-            if c.is_dir() and c.name.lower() == low:
-                return c
-    return None
-
-
-def _walk(root: Path, parts: list[str]) -> Path | None:
-    cur = root
-    for part in parts:
-        nxt = _child(cur, part)
-        if nxt is None:
-            return None
-        cur = nxt
-    return cur
-
-
-def _frame_candidates(clip: LabelledClip, raw_subject: str, raw_filename: str) -> list[list[str]]:
-    ds = clip.dataset
-    if ds == "casme2":
-        return [[p, clip.subject, clip.filename] for p in ("", "CASME2_RAW_selected", "CASME2-RAW",
-                                                           "CASME2_RAW", "Cropped")]
-    if ds == "samm":
-        n = _int_or_none(clip.subject)
-        sub3 = f"{n:03d}" if n is not None else raw_subject
-        return [[p, sub3, clip.filename] for p in ("", "SAMM")]
-    if ds == "casme3":
-        out = []
-        for p in ("", "part_A", "data/part_A", "Part_A_ME_clip/frame"):
-            out += [[p, clip.subject, clip.filename, "color"], [p, clip.subject, clip.filename]]
-        return out
-    if ds == "smic":
-        n = _int_or_none(re.sub(r"(?i)^s", "", clip.subject))
-        subs = list(dict.fromkeys([raw_subject, f"s{n}" if n is not None else raw_subject, clip.subject]))
-        fnames = list(dict.fromkeys([raw_filename, clip.filename]))
-        if n is not None:
-            fnames.append(re.sub(r"(?i)^s\d+", f"s{n}", clip.filename))
-        fnames = list(dict.fromkeys(fnames))
-        out = []
-        for p in ("", "HS", "SMIC/HS"):
-            for s in subs:
-                for f in fnames:
-                    out += [[p, s, "micro", clip.coarse or "", f], [p, s, f]]
-        return out
-    return [[clip.subject, clip.filename]]
-
-
-def _find_frames(root: Path, clip: LabelledClip, raw_subject: str, raw_filename: str) -> Path | None:
-    for parts in _frame_candidates(clip, raw_subject, raw_filename):
-        parts = [q for p in parts for q in p.split("/") if q]
-        found = _walk(root, parts)
-        if found is not None:
-            return found
     return None
 
 
@@ -395,7 +332,7 @@ def load_sheet(path: str | Path, dataset: str | None = None,
                             fps=DATASET_FPS.get(ds), emotion=_text(emotion_raw) or None,
                             source_row=offset_row)
         if root is not None:
-            clip.frames_dir = _find_frames(root, clip, raw_subject, raw_filename)
+            clip.frames_dir = find_frames(root, clip, raw_subject, raw_filename)
             if clip.frames_dir is None:
                 clips.missing_frames.append(f"{ds} {subject}/{filename}: no frame folder under {root}")
         clips.append(clip)

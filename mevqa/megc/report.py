@@ -9,17 +9,20 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
-from mevqa.megc.run import EvalError, failed_path, read_failed, read_prediction_lines, read_questions, record_dataset
+import numpy as np
 
-if TYPE_CHECKING:
-    from mevqa.megc.run import RunResult
-    from mevqa.megc.metrics import ConfusionMatrix, VQAScores
+from mevqa.answer.questions import parse_analysis_sentence, question_type
+from mevqa.facs.codes import find_au
+from mevqa.facs.labels import COARSE_CLASSES, FINE_CLASSES
+from mevqa.megc.class_metrics import ConfusionMatrix, confusion_matrix
+from mevqa.megc.records import EvalError, failed_path, read_failed, read_prediction_lines, read_questions, record_dataset
+from mevqa.megc.vqa_metrics import VQAScores, vqa_scores
 
 __all__ = [
     "CLOSED_ANSWERS", "METRIC_VARIANTS", "is_unparsable", "GroupScores", "group_scores", "EvalReport",
-    "score_predictions", "failures_by_clip", "report_markdown", "plot_confusion", "write_report",
+    "score_predictions", "read_scoring_inputs", "failures_by_clip", "report_markdown", "plot_confusion", "write_report",
     "write_run_report", "write_json_md", "md_table", "fmt",
 ]
 
@@ -34,10 +37,6 @@ def _clean(x) -> str:
 def is_unparsable(kind: str, pred: str, labels: Iterable[str] = ()) -> bool:
     """True when a prediction is not an answer of its question's form (empty included); such
     answers are scored as they are, i.e. wrong."""
-    from mevqa.facs.codes import find_au
-    from mevqa.facs.labels import COARSE_CLASSES, FINE_CLASSES
-    from mevqa.answer.questions import parse_analysis_sentence
-
     p = _clean(pred)
     if not p:
         return True
@@ -61,12 +60,12 @@ class GroupScores:
 
     name: str
     n: int
-    vqa: "VQAScores"
+    vqa: VQAScores
     unparsable: dict[str, int]         # per kind: answered, but not in the question's form
     missing: int = 0                   # no prediction line (scored as "")
     failed: int = 0                    # clip failed (answered "")
-    coarse_confusion: "ConfusionMatrix | None" = None
-    fine_confusion: "ConfusionMatrix | None" = None
+    coarse_confusion: ConfusionMatrix | None = None
+    fine_confusion: ConfusionMatrix | None = None
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "n": self.n, "missing": self.missing, "failed": self.failed,
@@ -82,9 +81,6 @@ def _label_order(gt_labels: set, known: Sequence[str]) -> list[str]:
 
 def group_scores(name: str, items: list[tuple], *, confusion: bool = False) -> GroupScores:
     """``items``: (kind, question, reference, prediction, status) with status "", "missing" or "failed"."""
-    from mevqa.facs.labels import COARSE_CLASSES, FINE_CLASSES
-    from mevqa.megc.metrics import confusion_matrix, vqa_scores
-
     qs, refs, preds = [i[1] for i in items], [i[2] for i in items], [i[3] for i in items]
     vqa = vqa_scores(qs, refs, preds)
     labels: dict[str, set] = {}
@@ -172,6 +168,13 @@ def score_predictions(pred: str | Path, gt: str | Path, *, failed: str | Path | 
     with an empty answer. ``failed`` (default ``PRED.failed.jsonl`` when it exists) lists failed clips.
     """
     pred, gt = Path(pred), Path(gt)
+    gt_recs, preds, failed_map = read_scoring_inputs(pred, gt, failed=failed)
+    return _build_report(str(pred), str(gt), gt_recs, preds, failed_map)
+
+
+def read_scoring_inputs(pred: Path, gt: Path, *, failed: str | Path | None = None):
+    """(ground-truth records, ``{id: predicted answer}``, ``{id: failed side-file line}``), checked:
+    the ground truth has answers, the prediction file exists and shares ids with it."""
     gt_recs = read_questions(gt)
     if all(not r.answer.strip() for r in gt_recs):
         raise EvalError(f"{gt}: every answer is empty: that is a question file, not ground truth")
@@ -188,12 +191,10 @@ def score_predictions(pred: str | Path, gt: str | Path, *, failed: str | Path | 
     if preds and not gt_ids & set(preds):
         raise EvalError(f"no prediction id of {pred} is in {gt}: are they the same question set?")
     failed_map = read_failed([Path(failed) if failed else failed_path(pred)])
-    return _build_report(str(pred), str(gt), gt_recs, preds, failed_map)
+    return gt_recs, preds, failed_map
 
 
 def _build_report(pred_name, gt_name, gt_recs, preds: dict, failed_map: dict) -> EvalReport:
-    from mevqa.answer.questions import question_type
-
     ids = {r.record_id for r in gt_recs}
     items, datasets, subjects = [], {}, {}
     for r in gt_recs:
@@ -302,11 +303,10 @@ def report_markdown(rep: EvalReport) -> str:
 def plot_confusion(cm, title: str, path: Path) -> Path:
     """A confusion matrix as PNG: rows the true class, columns the prediction (the last column, when
     present, counts answers outside the class list, empty ones included)."""
-    import matplotlib
+    import matplotlib  # deferred: a second to import, and only --report with ground truth draws
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    import numpy as np
 
     counts = np.array(cm.counts, dtype=float)
     cols = list(cm.labels)
@@ -356,8 +356,8 @@ def write_report(rep: EvalReport, out_dir: str | Path) -> list[Path]:
     return written
 
 
-def write_run_report(result: RunResult, failures: list[dict], out_dir: str | Path) -> list[Path]:
-    """Without ground truth: what was run and what failed."""
+def write_run_report(result, failures: list[dict], out_dir: str | Path) -> list[Path]:
+    """Without ground truth: what was run (a :class:`mevqa.megc.run.RunResult`) and what failed."""
     md = ["# ME-VQA run", "", f"{result.n_questions} questions; answered now {result.n_answered}, "
           f"resumed {result.n_resumed}, failed now {result.n_failed}; backend: {result.backend or '-'}."]
     if failures:

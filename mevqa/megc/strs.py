@@ -3,7 +3,7 @@
 Every long video (under ``--clips``, or those a CSV names) is read in overlapping chunks, its
 micro-expression intervals spotted and each given the emotion of the FACS rules; the result is the
 MEGC STRS CSV ``subject,video,onset,offset,emotion``, scored against an STRS ground truth with
-:func:`score_strs`. Sharded over processes like the VQA run (:class:`mevqa.megc.run.Shard`).
+:func:`score_strs`. Sharded over processes like the VQA run (:class:`mevqa.megc.shard.Shard`).
 """
 from __future__ import annotations
 
@@ -19,10 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from mevqa.evidence.builder import EvidenceConfig, compute_evidence
+from mevqa.face.landmarks import FaceError
 from mevqa.io.megc import MegcRecord
-from mevqa.megc.run import ClipResolver, EvalError, Shard, atomic_write, one_line
+from mevqa.io.video import (
+    FOLDER_PATTERNS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Clip, ClipError, frame_number, guess_dataset, list_frames,
+)
+from mevqa.megc.class_metrics import MetricInputError
+from mevqa.megc.clips import ClipResolver
+from mevqa.megc.records import EvalError, atomic_write, one_line
 from mevqa.megc.report import fmt, md_table, write_json_md
-from mevqa.io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipError
+from mevqa.megc.shard import Shard
+from mevqa.megc.spotting_metrics import iou, read_strs_csv, strs_scores
 
 __all__ = [
     "StrsVideo", "STRS_PATTERNS", "discover_videos", "listed_videos", "spot_video", "run_strs", "score_strs",
@@ -102,10 +114,6 @@ def listed_videos(root: Path, listing: Path) -> list[StrsVideo]:
 
 
 def _video_fps(path: Path, fps: float | None) -> float:
-    import cv2
-
-    from mevqa.io.video import FOLDER_PATTERNS, guess_dataset, list_frames
-
     if path.is_dir():
         if fps:
             return float(fps)
@@ -128,10 +136,6 @@ def _video_fps(path: Path, fps: float | None) -> float:
 def _read_frames(path: Path, step: int):
     """(source frame number, RGB frame) for every ``step``-th frame, streamed, resized to at most
     ``STRS_MAX_SIDE`` on the longer side."""
-    import cv2
-
-    from mevqa.io.video import frame_number, list_frames
-
     def fit(bgr):
         h, w = bgr.shape[:2]
         s = STRS_MAX_SIDE / max(h, w)
@@ -185,13 +189,6 @@ def spot_video(path: Path, *, fps: float | None = None) -> list[tuple[int, int, 
     """(onset, offset, emotion) of every interval spotted in a long video, in its own frame numbers
     (a frame folder's numbering, else 0-based). Emotion: the top FACS-rule emotion of the interval,
     "others" when no rule matched."""
-    import numpy as np
-
-    from mevqa.evidence.builder import EvidenceConfig, compute_evidence
-    from mevqa.face.landmarks import FaceError
-    from mevqa.megc.metrics import iou
-    from mevqa.io.video import Clip
-
     rate = _video_fps(path, fps)
     step = max(1, math.ceil(rate / STRS_MAX_FPS - 1e-6))
     sub_fps = rate / step
@@ -235,8 +232,6 @@ def run_strs(out: Path, clips: Path, *, listing: Path | None = None, fps: float 
     ``subject,video,onset,offset,emotion``. Returns (rows, failures) of this process. Sharded like
     :func:`run_eval`: process N writes ``OUT.csv.partN.json``, the main process gathers them and
     writes the CSV (its return value is then everyone's)."""
-    from tqdm import tqdm
-
     if not clips.is_dir():
         raise EvalError(f"--clips {clips}: no such folder")
     videos = listed_videos(clips, listing) if listing else discover_videos(clips)
@@ -303,8 +298,6 @@ def _write_strs_csv(out: Path, rows: list[dict]) -> None:
 
 def score_strs(pred: Path, gt: Path):
     """STRS scores of two STRS CSVs (spotting at IoU >= 0.5, recognition UF1 on the spotted TPs)."""
-    from mevqa.megc.metrics import MetricInputError, read_strs_csv, strs_scores
-
     try:
         return strs_scores(read_strs_csv(pred), read_strs_csv(gt))
     except MetricInputError as e:

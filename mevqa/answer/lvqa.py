@@ -1,0 +1,126 @@
+"""MEGC2026 long-video questions (ME-LVQA), answered from the spotted events of a whole video.
+
+The MEGC2026 ME-LVQA test files (CAS(ME)^3 and SAMM long videos, six questions per video) ask::
+
+    How many expression events appear in this video?                      -> "3"
+    How many micro-expression events appear in this video?                -> "1"
+    How many macro-expression events appear in this video?                -> "2"
+    What distinct action units appear in this video?                      -> "brow lowerer, lip corner puller"
+    What is the expression type of the N-th expression event in this video?  -> "micro-expression"
+
+**An expression event** is one spotted interval (onset..offset, frames) of the video; intervals the
+evidence only assumed (no expression stood out) are not events. Events are numbered 1, 2, ... by onset
+time. **Micro or macro** follows the field's rule on the onset-to-offset time: ``(offset - onset) / fps
+<= 0.5 s`` is a micro-expression (CAS(ME)^2/^3 and SAMM long-video annotations; MEGC spotting), longer is
+a macro-expression. The rule is applied here to every event, so that micro + macro = all events whatever
+label the spotter gave. The distinct AUs are the union over events of the AUs found present, named as
+the MEGC answers spell them, in AU number order. A question about an N-th event beyond those spotted is
+answered with the more frequent type in long-video annotations, ``macro-expression`` (CAS(ME)^3 and SAMM
+long videos both code several times more macro- than micro-expressions).
+
+The MEGC2026 answer formats are not published with the test files; these forms (an integer, AU names
+comma-separated, "micro-expression" / "macro-expression") are this package's reading of the questions.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mevqa.evidence.builder import Evidence, EvidenceConfig
+from mevqa.facs.codes import find_au
+
+__all__ = [
+    "MICRO_MAX_SECONDS", "LVQA_EVIDENCE", "LvqaQuestion", "lvqa_question", "is_lvqa_question", "Event",
+    "events", "event_kind", "answer_lvqa", "count_question", "au_question", "type_question",
+]
+
+MICRO_MAX_SECONDS = 0.5
+# every spotted interval is an event (not only the strongest few), and an uneventful video has none
+LVQA_EVIDENCE = EvidenceConfig(max_intervals=100_000, assume_expression=False)
+
+
+@dataclass(frozen=True)
+class LvqaQuestion:
+    """``kind``: "count" (``which``: "all", "micro" or "macro"), "aus", or "type" (``n``: 1-based)."""
+
+    kind: str
+    which: str = "all"
+    n: int = 0
+
+
+_COUNT_RE = re.compile(r"^how many (micro-|macro-)?expression events? (?:appear|are there|occur)")
+_AUS_RE = re.compile(r"^what (?:distinct )?action units? appear")
+_TYPE_RE = re.compile(r"^what is the expression type of the (\d+)(?:-?th|st|nd|rd)? expression event")
+
+
+def lvqa_question(question: str) -> LvqaQuestion | None:
+    """The LVQA kind of a question, or None when it is not one (linear-time patterns, anchored)."""
+    q = " ".join(str(question).lower().split())[:300]
+    if m := _COUNT_RE.match(q):
+        return LvqaQuestion("count", (m.group(1) or "all").rstrip("-"))
+    if _AUS_RE.match(q):
+        return LvqaQuestion("aus")
+    if (m := _TYPE_RE.match(q)) and int(m.group(1)) >= 1:
+        return LvqaQuestion("type", n=int(m.group(1)))
+    return None
+
+
+def is_lvqa_question(question: str) -> bool:
+    return lvqa_question(question) is not None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One expression event: frames onset..offset, its type, the AU names found present."""
+
+    onset: int
+    offset: int
+    kind: str          # "micro" | "macro"
+    aus: tuple[str, ...]
+
+
+def event_kind(onset: int, offset: int, fps: float, *, micro_max_s: float = MICRO_MAX_SECONDS) -> str:
+    """"micro" when the onset-to-offset time is at most ``micro_max_s`` seconds, else "macro"."""
+    return "micro" if (offset - onset) / fps <= micro_max_s + 1e-9 else "macro"
+
+
+def events(ev: Evidence, *, micro_max_s: float = MICRO_MAX_SECONDS) -> list[Event]:
+    """The video's expression events in onset order (see the module docstring)."""
+    out = []
+    for iv in sorted((iv for iv in ev.intervals if not iv.assumed), key=lambda iv: (iv.onset, iv.offset)):
+        out.append(Event(int(iv.onset), int(iv.offset), event_kind(iv.onset, iv.offset, ev.fps, micro_max_s=micro_max_s),
+                         tuple(dict.fromkeys(a["name"] for a in iv.aus))))
+    return out
+
+
+def _au_number(name: str) -> tuple[int, str]:
+    au = find_au(name)
+    return (au.number if au else 999, name)
+
+
+def count_question(which: str = "all") -> str:
+    return ("How many expression events appear in this video?" if which == "all"
+            else f"How many {which}-expression events appear in this video?")
+
+
+def au_question() -> str:
+    return "What distinct action units appear in this video?"
+
+
+def type_question(n: int) -> str:
+    return f"What is the expression type of the {n}-th expression event in this video?"
+
+
+def answer_lvqa(ev: Evidence, question: str | LvqaQuestion) -> str:
+    """The answer to one LVQA question from a video's evidence (compute it with :data:`LVQA_EVIDENCE`)."""
+    q = question if isinstance(question, LvqaQuestion) else lvqa_question(question)
+    if q is None:
+        raise ValueError(f"not a long-video question: {str(question)[:80]!r}")
+    evs = events(ev)
+    if q.kind == "count":
+        return str(sum(1 for e in evs if q.which in ("all", e.kind)))
+    if q.kind == "aus":
+        names = {n for e in evs for n in e.aus}
+        return ", ".join(sorted(names, key=_au_number))
+    kind = evs[q.n - 1].kind if q.n <= len(evs) else "macro"
+    return f"{kind}-expression"
