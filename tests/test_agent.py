@@ -82,21 +82,37 @@ def test_history_keeps_images_on_the_first_turn_only(ev):
 
 
 @pytest.mark.parametrize("question,expected", [
-    ("What is the coarse expression class?", "negative"),
-    ("What is the fine-grained expression class?", "contempt"),
-    ("What is the action unit?", "dimpler"),
-    ("Is the action unit dimpler shown on the face?", "yes"),
-    ("Is the action unit lip corner puller shown on the face?", "no"),
-    ("Is the action unit dimpler located on the left or right face?", "left"),
-    ("What is the action unit present, and based on it, what is the fine-grained expression and the coarse "
-     "expression class?", "The action unit present is: dimpler. Therefore, the fine-grained expression class is "
-                          "contempt, and the coarse expression class is negative."),
+    ("What is the coarse expression class?", "positive"),
+    ("What is the fine-grained expression class?", "happiness"),
+    ("What are the action units?", "cheek raiser, lip corner puller"),
+    ("Is the action unit lip corner puller shown on the face?", "yes"),
+    ("Is the action unit dimpler shown on the face?", "no"),
+    ("Is the action unit lip corner puller located on the left or right face?", "left"),
+    ("What are the action units present, and based on them, what is the fine-grained expression and the coarse "
+     "expression class?", "The action units present are: cheek raiser, lip corner puller. Therefore, the "
+                          "fine-grained expression class is happiness, and the coarse expression class is positive."),
+    ("Provide a detailed analysis of the micro-expression observed in this clip.",
+     "The action units present are: cheek raiser, lip corner puller. Therefore, the "
+     "fine-grained expression class is happiness, and the coarse expression class is positive."),
 ])
-def test_evidence_backend_answers_megc_questions(ev, question, expected):
+def test_evidence_backend_answers_megc_questions_from_the_main_expression(ev, question, expected):
+    # The main expression is the smile (#2): spotting score 2.0 x (1 + 0.8 + 0.8) beats the smirk's 1.2 x 1.5.
     ans = Agent().ask(ev, question)
     assert ans.text == expected
     assert ans.backend.startswith("evidence-only")
-    assert ans.cited.startswith("#1 micro")
+    assert ans.cited.startswith("#2 macro")
+
+
+def test_named_interval_and_notes_for_what_the_main_expression_lacks(ev):
+    a = Agent()
+    first = a.ask(ev, "What is the fine-grained expression class of interval 1?")
+    assert first.text == "contempt" and first.cited.startswith("#1 micro")
+    no = a.ask(ev, "Is the action unit dimpler shown on the face?")
+    assert no.text == "no" and "#1 (0.67-1.03 s)" in no.note          # measured elsewhere, said so
+    side = a.ask(ev, "Is the action unit dimpler located on the left or right face?")
+    assert side.text == "left" and "not measured in #2" in side.note   # its side in #1, said so
+    both = a.ask(ev, "Is the action unit lip corner puller located on the left or right face?")
+    assert "both sides" in both.note
 
 
 def test_bilateral_au_side_is_the_stronger_side(ev):
@@ -118,7 +134,7 @@ def test_open_questions_are_grounded(ev):
 
 def test_streaming_ends_with_the_full_answer(ev):
     parts = list(Agent().stream(ev, "What is the fine-grained expression class?"))
-    assert len(parts) > 1 and parts[-1].startswith("contempt") and "evidence-only" in parts[-1]
+    assert len(parts) > 1 and parts[-1].startswith("happiness") and "evidence-only" in parts[-1]
 
 
 def test_no_interval_answers_honestly():

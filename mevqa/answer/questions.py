@@ -11,7 +11,9 @@ is "no", and the analysis question, whose answer is one of two exact sentences::
     The action units present are: brow lowerer, lid tightener. Therefore, the fine-grained
     expression class is anger, and the coarse expression class is negative.
 
-(each on one line). SMIC clips only get the coarse question.
+(each on one line). SMIC clips only get the coarse question. MEGC2026 ME-VQA-v2 asks the analysis
+question as one of three paraphrases (:data:`ANALYSIS_QUESTIONS_V2`); other requests for an analysis
+("analyse the expression in detail") are the analysis kind too, answered with the same sentence.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from mevqa.facs.labels import COARSE_CLASSES, FINE_CLASSES, FINE_TO_COARSE
 __all__ = [
     "QuestionError", "QuestionKind", "KINDS", "MEGC_QUESTIONS",
     "COARSE_QUESTION", "FINE_QUESTION", "AU_LIST_QUESTION", "AU_LIST_QUESTION_PLURAL",
-    "PRESENCE_TEMPLATE", "SIDE_TEMPLATE", "ANALYSIS_QUESTION", "ANALYSIS_QUESTION_PLURAL",
+    "PRESENCE_TEMPLATE", "SIDE_TEMPLATE", "ANALYSIS_QUESTION", "ANALYSIS_QUESTION_PLURAL", "ANALYSIS_QUESTIONS_V2",
     "presence_question", "side_question", "au_list_question", "analysis_question",
     "question_type", "answer_options", "normalise_answer", "analysis_sentence",
     "parse_analysis_sentence", "find_au_names",
@@ -35,9 +37,7 @@ class QuestionError(ValueError):
     """A question or answer this module cannot handle."""
 
 
-# --------------------------------------------------------------------------------------------
-# Templates (exact strings from the MEGC2025 files)
-# --------------------------------------------------------------------------------------------
+# -- Templates (exact strings from the MEGC2025 files) -----------------------------------------------
 COARSE_QUESTION = "What is the coarse expression class?"
 FINE_QUESTION = "What is the fine-grained expression class?"
 AU_LIST_QUESTION = "What is the action unit?"
@@ -48,6 +48,10 @@ ANALYSIS_QUESTION = ("What is the action unit present, and based on it, what is 
                      "expression and the coarse expression class?")
 ANALYSIS_QUESTION_PLURAL = ("What are the action units present, and based on them, what is the "
                             "fine-grained expression and the coarse expression class?")
+#: MEGC2026 ME-VQA-v2 test files: question 5 is one of these (same answer as the analysis question).
+ANALYSIS_QUESTIONS_V2 = ("Please analyse the micro-expression shown in this video in detail.",
+                         "Provide a detailed analysis of the micro-expression observed in this clip.",
+                         "Provide a comprehensive analysis of the facial micro-expression shown in this clip.")
 _ANALYSIS_SINGULAR = ("The action unit present is: {aus}. Therefore, the fine-grained expression "
                       "class is {fine}, and the coarse expression class is {coarse}.")
 _ANALYSIS_PLURAL = ("The action units present are: {aus}. Therefore, the fine-grained expression "
@@ -97,9 +101,7 @@ def _au_obj(au) -> ActionUnit:
         raise QuestionError(str(err)) from None
 
 
-# --------------------------------------------------------------------------------------------
-# Finding AU mentions in free text
-# --------------------------------------------------------------------------------------------
+# -- Finding AU mentions in free text ----------------------------------------------------------------
 def _norm(text: str) -> str:
     text = str(text).lower().replace("-", " ").replace("_", " ").replace("\u2019", "'")
     return " ".join(text.split())
@@ -137,9 +139,7 @@ def find_au_names(text: str) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Question kinds
-# --------------------------------------------------------------------------------------------
+# -- Question kinds ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class QuestionKind:
     """What a question asks: ``kind`` in :data:`KINDS`, the AU it names (presence/side), and
@@ -157,7 +157,11 @@ _EXACT: dict[str, QuestionKind] = {
     _norm(AU_LIST_QUESTION_PLURAL): QuestionKind("au_list", plural=True),
     _norm(ANALYSIS_QUESTION): QuestionKind("analysis", plural=False),
     _norm(ANALYSIS_QUESTION_PLURAL): QuestionKind("analysis", plural=True),
+    **{_norm(q): QuestionKind("analysis") for q in ANALYSIS_QUESTIONS_V2},
 }
+# Other wordings of a request for an analysis: an analysis word and the expression or face.
+_ANALYSE_WORDS = re.compile(r"\b(analy[sz]e|analy[sz]is|interpret|in detail|detailed|comprehensive)\b")
+_EXPRESSION_WORDS = re.compile(r"\b(micro expressions?|expressions?|face|facial|clip|video)\b")
 _PRESENCE_RE = re.compile(r"^is the action unit (.+?) shown on the face\??$")
 _SIDE_RE = re.compile(r"^is the action unit (.+?) located on the left or right face\??$")
 
@@ -203,6 +207,8 @@ def question_type(question: str) -> QuestionKind:
     mentions_coarse = bool(_COARSE_WORDS.search(q))
     plural = bool(_PLURAL_WORDS.search(q))
 
+    if _ANALYSE_WORDS.search(q) and _EXPRESSION_WORDS.search(q) and not codes:
+        return QuestionKind("analysis", plural=plural)
     # Analysis: asks for the AUs *and* the expression classes ("based on them", "therefore").
     if mentions_au and (mentions_fine or mentions_coarse or "expression" in q or "emotion" in q) and \
             re.search(r"\b(and|based on|therefore|then)\b", q) and not codes:
@@ -267,9 +273,7 @@ def _or_list(items) -> str:
     return ", ".join(items[:-1]) + " or " + items[-1]
 
 
-# --------------------------------------------------------------------------------------------
-# Analysis sentences
-# --------------------------------------------------------------------------------------------
+# -- Analysis sentences ------------------------------------------------------------------------------
 def analysis_sentence(au_names, fine: str, coarse: str, *, check: bool = True) -> str:
     """The official analysis answer: singular form for one AU, plural form otherwise.
 
@@ -326,9 +330,7 @@ def parse_analysis_sentence(text: str) -> tuple[list[str], str | None, str | Non
     return aus, fine, coarse
 
 
-# --------------------------------------------------------------------------------------------
-# Normalising free model output into the scoreable form
-# --------------------------------------------------------------------------------------------
+# -- Normalising free model output into the scoreable form -------------------------------------------
 _FINE_WORDS_MAP = {
     "anger": "anger", "angry": "anger", "contempt": "contempt", "contemptuous": "contempt",
     "disgust": "disgust", "disgusted": "disgust", "fear": "fear", "fearful": "fear",
