@@ -140,24 +140,45 @@ def _cmd_synth(a) -> None:
 def _cmd_spot(a) -> None:
     from mevqa.spot.spotter import spot_clip
 
+    from mevqa.evidence.builder import EvidenceConfig
+    from mevqa.evidence.select import clip_intervals
+
     res = spot_clip(load_clip(a.clip, a.fps))
+    # The clip's intervals as the evidence (ask, eval, the app) numbers them: one definition.
+    limit = EvidenceConfig().max_intervals
+    left_out = len(res.intervals) - len(kept := clip_intervals(res.intervals, max_intervals=limit))
+    res.intervals = kept
     if a.plot:
         res.plot().savefig(a.plot, dpi=120, bbox_inches="tight")
     if a.json:
-        _print_json(res.to_dict())
+        _print_json({**res.to_dict(), "left_out": left_out})
         return
     print(f"{res.clip}: {res.n_frames} frames at {res.fps:g} fps, {len(res.intervals)} interval(s)")
-    for iv in res.intervals:
-        print(f"  {iv.kind:5s} onset {iv.onset:5d}  apex {iv.apex:5d}  offset {iv.offset:5d}  "
+    for k, iv in enumerate(res.intervals, 1):
+        print(f"  #{k:<2d} {iv.kind:5s} onset {iv.onset:5d}  apex {iv.apex:5d}  offset {iv.offset:5d}  "
               f"({iv.onset / res.fps:.2f}-{iv.offset / res.fps:.2f} s)  score {iv.score:.2f}")
+    if left_out:
+        print(f"  ({left_out} weaker detection(s) left out: the evidence keeps the strongest {limit})")
 
 
 def _cmd_au(a) -> None:
     from mevqa.au.detector import detect_aus_clip
 
     if (a.onset is None) != (a.apex is None):
-        raise ValueError("give both --onset and --apex, or neither (then the strongest spotted interval is used)")
-    res = detect_aus_clip(load_clip(a.clip, a.fps), onset=a.onset, apex=a.apex)
+        raise ValueError("give both --onset and --apex, or neither (then the clip's main expression is used)")
+    clip = load_clip(a.clip, a.fps)
+    onset, apex = a.onset, a.apex
+    if onset is None:  # the clip's main expression, as ask and eval choose it (mevqa.evidence.select)
+        from mevqa.evidence.builder import compute_evidence
+        from mevqa.evidence.select import main_interval
+
+        main = main_interval(compute_evidence(clip))
+        if main is None:
+            raise ValueError(f"{clip.source}: no expression interval was spotted; give --onset and --apex")
+        onset, apex = main.onset, main.apex
+        print(f"main expression #{main.index + 1}: {main.t_onset:.2f}-{main.t_offset:.2f} s "
+              f"(onset {onset}, apex {apex})", file=sys.stderr)
+    res = detect_aus_clip(clip, onset=onset, apex=apex)
     if a.json:
         _print_json(res.to_dict())
     else:
@@ -195,6 +216,8 @@ def _cmd_ask(a) -> None:
     else:
         if ans.text:
             print(ans.text)
+            if ans.grounds():  # what it rests on and its caveats (a guess, a prior): always shown
+                print(f"({ans.grounds()})", file=sys.stderr)
         else:  # keep stdout scriptable: an empty line means no scoreable answer
             print()
             raw = " ".join(ans.raw.split())[:200]
