@@ -1,6 +1,6 @@
 """Time to first evidence in the app: a 3-second 640x360 clip, from the uploaded file to the Evidence.
 
-Runs the app's own path (:func:`mevqa.apps.gradio_app.load_upload` then :func:`mevqa.apps.gradio_app.evidence_stream`) with the
+Runs the app's own path (:func:`mevqa.apps.uploads.load_upload` then :func:`mevqa.apps.uploads.evidence_stream`) with the
 evidence cache disabled, on 3-second windows of the real test video (640x360, 23.98 fps), and prints
 the median over runs. Target: <= 3 s on 2 CPU cores.
 
@@ -24,7 +24,7 @@ REAL_VIDEO = Path(__file__).resolve().parents[1] / "tests" / "data" / "pexels_wo
 
 def one_run(path: Path) -> dict:
     from mevqa.evidence.builder import Evidence
-    from mevqa.apps.gradio_app import evidence_stream, load_upload
+    from mevqa.apps.uploads import evidence_stream, load_upload
 
     t0 = time.perf_counter()
     clip = load_upload(path)
