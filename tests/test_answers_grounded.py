@@ -242,3 +242,22 @@ def test_real_video_answers_follow_the_evidence(real_ev):
                                                "Is she crying?", "What is going on?")}
     assert len(texts) == 5                                                        # no canned summary
     assert np.isfinite(real_ev.duration)
+
+
+def test_a_chat_gets_one_line_for_an_over_long_question(clip):
+    assert list(Agent().stream(clip, "1" * 20_000)) == [
+        f"I cannot answer that: the question is 20000 characters long; the limit is {MAX_QUESTION_CHARS}."]
+
+
+def test_training_data_can_ask_the_v2_analysis_wordings():
+    from mevqa.facs.codes import parse_au_string
+    from mevqa.io.sheets import LabelledClip
+    from mevqa.train.qa import generate_qa
+
+    clip = LabelledClip("casme2", "sub01", "EP19_05f", 396, 415, 446, aus=parse_au_string("4+7+L10"),
+                        fine="disgust", coarse="negative")
+    v2 = generate_qa(clip, rng=1, style="megc2026")
+    assert v2[-1]["question"] in ANALYSIS_QUESTIONS_V2 and question_type(v2[-1]["question"]).kind == "analysis"
+    assert v2[-1]["answer"] == generate_qa(clip, rng=1)[-1]["answer"]
+    mixed = {generate_qa(clip, rng=np.random.default_rng(k), style="mixed")[-1]["question"] for k in range(20)}
+    assert mixed & set(ANALYSIS_QUESTIONS_V2) and mixed - set(ANALYSIS_QUESTIONS_V2)  # both wordings

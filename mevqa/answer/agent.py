@@ -212,6 +212,10 @@ class Agent:
     def stream(self, clip_or_evidence, question: str, history: list[dict] | None = None) -> Iterator[str]:
         """Yield the growing answer text as it is produced (the last item is the full answer).
 
-        An empty or over-long question raises ValueError before anything is yielded."""
-        question = check_question(question)
+        An empty or over-long question yields one line saying why (a chat shows it as the reply)."""
+        try:
+            question = check_question(question)
+        except ValueError as e:
+            yield f"I cannot answer that: {e}."
+            return
         yield from self.backend.stream(self.evidence_of(clip_or_evidence), question, history)

@@ -176,7 +176,7 @@ def qa_from_sheet(clips: Iterable[LabelledClip], *, seed: int = 0, kinds: Sequen
     items = []
     for lc in clips:
         rng = random.Random(f"{seed}:{lc.dataset}:{lc.image_id}")
-        for rec in generate_qa(lc, rng=rng):
+        for rec in generate_qa(lc, rng=rng, style="mixed"):  # MEGC2025 and ME-VQA-v2 analysis wordings
             item = _item(lc.dataset, lc.subject, lc.image_id, rec["question"], rec["answer"], lc.fine, rec["id"])
             if not kinds or item.kind in kinds:
                 items.append(item)

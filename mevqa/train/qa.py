@@ -13,6 +13,10 @@ What the official training files do per clip (checked on all 278 CASME II and SA
 6. the same with X drawn from the 25-name MEGC AU vocabulary minus the clip's AUs ("no");
 7. the analysis question (singular/plural like 3) answered with the exact analysis sentence.
 
+MEGC2026 ME-VQA-v2 asks step 7 as one of three paraphrases (``ANALYSIS_QUESTIONS_V2``, same answer):
+``style="megc2026"`` draws one of them, ``style="mixed"`` draws the 2025 question or a paraphrase
+with equal chance, so a model trained on the mix meets both wordings.
+
 Ids are ``<dataset>_<image_id>_<n>`` with n counting from 1.
 """
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Iterable, Mapping, Sequence
 
 from mevqa.facs.codes import MEGC_AU_NAMES, AUOccurrence, FacsError, au_by_name
 from mevqa.answer.questions import (
-    COARSE_QUESTION, FINE_QUESTION, analysis_question, analysis_sentence, au_list_question,
+    ANALYSIS_QUESTIONS_V2, COARSE_QUESTION, FINE_QUESTION, analysis_question, analysis_sentence, au_list_question,
     presence_question, question_type, side_question,
 )
 from mevqa.io.megc import MegcRecord, clip_key, read_megc_jsonl
@@ -53,6 +57,9 @@ class _NumpyAdapter:
     def choice(self, seq):
         return seq[int(self.gen.integers(len(seq)))]
 
+    def random(self) -> float:
+        return float(self.gen.random())
+
 
 def _unique_aus(aus: Iterable[AUOccurrence]) -> list[AUOccurrence]:
     seen: dict[str, AUOccurrence] = {}
@@ -67,15 +74,18 @@ def _unique_aus(aus: Iterable[AUOccurrence]) -> list[AUOccurrence]:
 
 
 def generate_qa(clip: LabelledClip, *, rng=None,
-                absent_pool: Sequence[str] = MEGC_AU_NAMES) -> list[dict]:
+                absent_pool: Sequence[str] = MEGC_AU_NAMES, style: str = "megc2025") -> list[dict]:
     """Questions and answers for one clip, as in the official MEGC2025 training files.
 
     Returns dicts with the training keys (id, dataset, image_id, subject, filename, question,
     answer) in the official order. A clip without a coarse label (e.g. CASME II "others") gets
     no questions; one without a fine label (SMIC) gets only the coarse question; one without
     AUs gets the coarse and fine questions. ``rng`` (random.Random, numpy Generator or int seed)
-    draws the side, "yes" and "no" AUs; ``absent_pool`` is the vocabulary of "no" AUs.
+    draws the side, "yes" and "no" AUs; ``absent_pool`` is the vocabulary of "no" AUs; ``style``
+    ("megc2025", "megc2026", "mixed") words the analysis question (see the module docstring).
     """
+    if style not in ("megc2025", "megc2026", "mixed"):
+        raise QAError(f"unknown question style {style!r} (megc2025, megc2026 or mixed)")
     r = _rng(rng)
     if clip.coarse is None:
         return []
@@ -97,7 +107,10 @@ def generate_qa(clip: LabelledClip, *, rng=None,
             pool = [n for n in absent_pool if n not in names]
             if pool:
                 qa.append((presence_question(r.choice(pool)), "no"))
-            qa.append((analysis_question(len(names)), analysis_sentence(names, clip.fine, clip.coarse)))
+            question = analysis_question(len(names))
+            if style == "megc2026" or (style == "mixed" and r.random() < 0.5):
+                question = r.choice(ANALYSIS_QUESTIONS_V2)
+            qa.append((question, analysis_sentence(names, clip.fine, clip.coarse)))
     return [{"id": f"{clip.dataset}_{image_id}_{i}", **base, "question": q, "answer": a}
             for i, (q, a) in enumerate(qa, start=1)]
 
