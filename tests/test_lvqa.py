@@ -58,10 +58,15 @@ def _evidence(intervals, fps=30.0):
 
 def test_answers_from_events_in_time_order():
     # given out of order; onset-to-offset 15 frames at 30 fps = exactly 0.5 s -> micro; 16 -> macro even
-    # though the spotter said "micro"; an assumed interval is no event
+    # though the spotter said "micro"; an assumed interval, one with no AU and one mostly inside a
+    # stronger event are no events
+    nested = _iv(4, 505, 515, "micro", ["AU4"])
+    nested.score = 0.5
     ev = _evidence([_iv(0, 300, 316, "micro", ["AU4", "AU12"]), _iv(1, 100, 115, "macro", ["AU12"]),
-                    _iv(2, 500, 540, "macro", ["AU6", "AU1"]), _iv(3, 10, 20, "micro", ["AU4"], assumed=True)])
+                    _iv(2, 500, 540, "macro", ["AU6", "AU1"]), _iv(3, 10, 20, "micro", ["AU4"], assumed=True),
+                    _iv(5, 200, 205, "micro", []), nested])
     assert [(e.onset, e.kind) for e in events(ev)] == [(100, "micro"), (300, "macro"), (500, "macro")]
+    assert len(events(ev, require_au=False)) == 4
     ask = lambda q: answer_lvqa(ev, q)  # noqa: E731
     assert ask("How many expression events appear in this video?") == "3"
     assert ask("How many micro-expression events appear in this video?") == "1"

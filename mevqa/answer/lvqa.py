@@ -8,9 +8,13 @@ The MEGC2026 ME-LVQA test files (CAS(ME)^3 and SAMM long videos, six questions p
     What distinct action units appear in this video?                      -> "brow lowerer, lip corner puller"
     What is the expression type of the N-th expression event in this video?  -> "micro-expression"
 
-**An expression event** is one spotted interval (onset..offset, frames) of the video; intervals the
-evidence only assumed (no expression stood out) are not events. Events are numbered 1, 2, ... by onset
-time. **Micro or macro** follows the field's rule on the onset-to-offset time: ``(offset - onset) / fps
+**An expression event** is one spotted interval (onset..offset, frames) of the video in which at least
+one action unit was found present: the long-video datasets code expressions by their AUs (CAS(ME)^3, Li
+et al. 2022; SAMM long videos, Yap et al. 2020), so motion that moves no AU (head motion the alignment
+left, lighting, noise) is not one. An interval lying mostly (over half its frames) inside a stronger event
+is part of that event; intervals the evidence only assumed (no expression stood out) are not events.
+Events are numbered 1, 2, ... by onset time. (The AU rule was chosen after seeing spurious AU-less
+short intervals on the synthetic long videos of bench/bench_lvqa.py; it is not tuned on real data.) **Micro or macro** follows the field's rule on the onset-to-offset time: ``(offset - onset) / fps
 <= 0.5 s`` is a micro-expression (CAS(ME)^2/^3 and SAMM long-video annotations; MEGC spotting), longer is
 a macro-expression. The rule is applied here to every event, so that micro + macro = all events whatever
 label the spotter gave. The distinct AUs are the union over events of the AUs found present, named as
@@ -84,13 +88,22 @@ def event_kind(onset: int, offset: int, fps: float, *, micro_max_s: float = MICR
     return "micro" if (offset - onset) / fps <= micro_max_s + 1e-9 else "macro"
 
 
-def events(ev: Evidence, *, micro_max_s: float = MICRO_MAX_SECONDS) -> list[Event]:
-    """The video's expression events in onset order (see the module docstring)."""
-    out = []
-    for iv in sorted((iv for iv in ev.intervals if not iv.assumed), key=lambda iv: (iv.onset, iv.offset)):
-        out.append(Event(int(iv.onset), int(iv.offset), event_kind(iv.onset, iv.offset, ev.fps, micro_max_s=micro_max_s),
-                         tuple(dict.fromkeys(a["name"] for a in iv.aus))))
-    return out
+def _inside(iv, other) -> bool:
+    """More than half of ``iv``'s frames lie within ``other``."""
+    inter = min(iv.offset, other.offset) - max(iv.onset, other.onset) + 1
+    return inter * 2 > iv.offset - iv.onset + 1
+
+
+def events(ev: Evidence, *, micro_max_s: float = MICRO_MAX_SECONDS, require_au: bool = True) -> list[Event]:
+    """The video's expression events in onset order (see the module docstring); ``require_au=False``
+    counts every spotted interval."""
+    kept: list = []
+    for iv in sorted((iv for iv in ev.intervals if not iv.assumed), key=lambda iv: -iv.score):  # strongest first
+        if (iv.aus or not require_au) and not any(_inside(iv, k) for k in kept):
+            kept.append(iv)
+    return [Event(int(iv.onset), int(iv.offset), event_kind(iv.onset, iv.offset, ev.fps, micro_max_s=micro_max_s),
+                  tuple(dict.fromkeys(a["name"] for a in iv.aus)))
+            for iv in sorted(kept, key=lambda iv: (iv.onset, iv.offset))]
 
 
 def _au_number(name: str) -> tuple[int, str]:
