@@ -1,39 +1,34 @@
-"""Evidence: everything mevqa measured on a clip, in one JSON-serialisable object.
+"""Computing the Evidence of a clip: spot, read action units per interval, read the face around them.
 
-Every consumer (chat app, ``mevqa ask``, batch evaluation, the training-data builder) answers from the
-same Evidence and renders it into prompts with the same template (``prompts/evidence.txt``), so what a
-model is trained on is what it sees when it answers.
-
-An Evidence holds the spotted intervals, each with its action units (side and intensity), emotion
-candidates from the FACS rules, keyframes (onset, apex, offset) and the onset-to-apex flow map; the
-motion curve; and a **hidden-emotion check**. The check follows the idea behind Ekman's "leakage"
-(Ekman & Friesen, "Nonverbal leakage and clues to deception", Psychiatry 1969; Ekman, "Telling Lies",
-1985): a micro-expression whose valence conflicts with the surrounding macro-expression (a fleeting brow
-lowering inside a smile), or a micro-expression on an otherwise neutral face, is worth a second look. It
-is a flag, not a verdict: nothing here detects lies.
-
-Evidence is computed once per clip and cached by the clip's content hash and the settings.
+:func:`compute_evidence` runs the shared front end (:mod:`mevqa.motion.frontend`), the spotter and the AU
+detector, applies the FACS rules, reads the blendshape states and head pose of each interval and of the
+stretches between them (:mod:`mevqa.evidence.face_state`), reports frame quality (face lost, mouth or eyes
+occluded), runs the hidden-emotion check (:mod:`mevqa.evidence.hidden`) and caches the result
+(:mod:`mevqa.evidence.cache`). The result object is :class:`mevqa.evidence.result.Evidence`; its names are
+re-exported here for the callers of the older single module.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import os
-from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
+from mevqa.au.detector import detect_aus
+from mevqa.evidence import cache as _cache
+from mevqa.evidence.cache import _memory, cache_dir  # noqa: F401 (re-exported)
+from mevqa.evidence.face_state import between_stretches, describe_pose, pose_notes, pose_summary, read_stretch
+from mevqa.evidence.hidden import hidden_emotion_check
+from mevqa.evidence.result import (EVIDENCE_VERSION, Evidence, HiddenEmotionFinding,  # noqa: F401 (re-exported)
+                                   IntervalEvidence)
+from mevqa.face.occlusion import stretches
 from mevqa.facs.emotions import emotion_candidates
+from mevqa.io.video import Clip
 from mevqa.motion.flow import flow_to_rgb
 from mevqa.motion.frontend import FrontEnd, FrontEndConfig, run_frontend
-from mevqa.io.video import Clip
-from mevqa.evidence.text import render_evidence
+from mevqa.spot.spotter import spot
 
-EVIDENCE_VERSION = 1
+__all__ = ["EVIDENCE_VERSION", "Evidence", "EvidenceConfig", "HiddenEmotionFinding", "IntervalEvidence",
+           "cache_dir", "compute_evidence", "evidence_from_frontend", "hidden_emotion_check"]
 
 
 @dataclass(frozen=True)
@@ -46,214 +41,7 @@ class EvidenceConfig:
     curve_points: int = 400         # motion curve samples kept for plots
     assume_expression: bool = True  # no interval spotted -> analyse the strongest motion of the clip
     text_budget_tokens: int = 400   # the prompt's evidence block stays within this (about 4 chars a token)
-
-
-@dataclass
-class IntervalEvidence:
-    index: int
-    onset: int
-    apex: int
-    offset: int
-    kind: str                      # micro | macro
-    score: float
-    fps: float
-    aus: list[dict]                # present AUs, strongest first: code, name, side, intensity, score
-    emotions: list[dict]           # fine, coarse, confidence, rule
-    rois: dict = field(default_factory=dict)
-    weak_aus: list[dict] = field(default_factory=list)  # strongest AUs below threshold (best guesses)
-    assumed: bool = False          # True when no interval was spotted and the clip's peak is used
-    images: dict = field(default_factory=dict, repr=False)  # onset/apex/offset crops + flow map (RGB arrays)
-
-    @property
-    def t_onset(self) -> float:
-        return self.onset / self.fps
-
-    @property
-    def t_apex(self) -> float:
-        return self.apex / self.fps
-
-    @property
-    def t_offset(self) -> float:
-        return self.offset / self.fps
-
-    @property
-    def duration(self) -> float:
-        return (self.offset - self.onset + 1) / self.fps
-
-    @property
-    def top_emotion(self) -> dict | None:
-        return self.emotions[0] if self.emotions else None
-
-    def au(self, code: str) -> dict | None:
-        return next((a for a in self.aus if a["code"] == code), None)
-
-    def label(self) -> str:
-        return f"#{self.index + 1} {self.kind} {self.t_onset:.2f}-{self.t_offset:.2f} s"
-
-    def to_dict(self, *, images: bool = False) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k != "images"}
-        d.update(t_onset=round(self.t_onset, 3), t_apex=round(self.t_apex, 3), t_offset=round(self.t_offset, 3))
-        if images:
-            d["images"] = {k: _png_b64(v) for k, v in self.images.items()}
-        return d
-
-
-@dataclass
-class HiddenEmotionFinding:
-    interval: int                  # index into Evidence.intervals
-    kind: str                      # "valence conflict" | "micro-expression on a neutral face"
-    explanation: str
-    onset: int
-    apex: int
-    offset: int
-    micro_emotion: str | None
-    context_emotion: str | None = None
-
-
-@dataclass
-class Evidence:
-    clip: str
-    clip_hash: str
-    fps: float
-    n_frames: int
-    width: int
-    height: int
-    intervals: list[IntervalEvidence]
-    hidden: list[HiddenEmotionFinding]
-    curve: dict                    # times (s), motion, threshold, and per-ROI signals for plots
-    lost_frames: list[int]
-    settings: dict
-    version: int = EVIDENCE_VERSION
-
-    # -- questions are about one interval --------------------------------------------------------
-    @property
-    def primary(self) -> IntervalEvidence | None:
-        """The interval a single-answer question is about: the strongest micro-expression, else the
-        strongest interval (MEGC clips hold one expression each)."""
-        if not self.intervals:
-            return None
-        micro = [iv for iv in self.intervals if iv.kind == "micro" and not iv.assumed]
-        return max(micro or self.intervals, key=lambda iv: iv.score)
-
-    @property
-    def duration(self) -> float:
-        return self.n_frames / self.fps
-
-    def interval_at(self, seconds: float, *, tolerance: float = 0.25) -> IntervalEvidence | None:
-        """The interval covering a time (or the nearest within ``tolerance`` seconds)."""
-        best, dist = None, tolerance
-        for iv in self.intervals:
-            d = 0.0 if iv.t_onset <= seconds <= iv.t_offset else min(abs(seconds - iv.t_onset), abs(seconds - iv.t_offset))
-            if d <= dist:
-                best, dist = iv, d
-        return best
-
-    # -- serialisation --------------------------------------------------------------------------
-    def to_dict(self, *, images: bool = False) -> dict:
-        return {
-            "version": self.version, "clip": self.clip, "clip_hash": self.clip_hash, "fps": self.fps,
-            "n_frames": self.n_frames, "width": self.width, "height": self.height,
-            "intervals": [iv.to_dict(images=images) for iv in self.intervals],
-            "hidden_emotion": [asdict(h) for h in self.hidden],
-            "curve": self.curve, "lost_frames": self.lost_frames, "settings": self.settings,
-        }
-
-    def to_json(self, *, images: bool = False) -> str:
-        return json.dumps(self.to_dict(images=images), ensure_ascii=False)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Evidence":
-        ivs = []
-        for x in d["intervals"]:
-            x = dict(x)
-            imgs = {k: _png_decode(v) for k, v in x.pop("images", {}).items()}
-            for k in ("t_onset", "t_apex", "t_offset"):
-                x.pop(k, None)
-            ivs.append(IntervalEvidence(**x, images=imgs))
-        return cls(d["clip"], d["clip_hash"], d["fps"], d["n_frames"], d["width"], d["height"], ivs,
-                   [HiddenEmotionFinding(**h) for h in d.get("hidden_emotion", [])], d["curve"],
-                   d.get("lost_frames", []), d.get("settings", {}), d.get("version", EVIDENCE_VERSION))
-
-    @classmethod
-    def from_json(cls, s: str) -> "Evidence":
-        return cls.from_dict(json.loads(s))
-
-    # -- text for prompts and terminals -----------------------------------------------------------
-    def to_text(self, *, budget_tokens: int | None = None) -> str:
-        """The evidence block of the prompt (template ``prompts/evidence.txt``), within a token budget.
-
-        Tokens are estimated at 4 characters each (English text with Qwen's BPE averages close to
-        that); intervals beyond the budget are dropped weakest first, and the text says so.
-        """
-        budget = budget_tokens or self.settings.get("text_budget_tokens", 400)
-        return render_evidence(self, budget_tokens=budget)
-
-    # -- images ---------------------------------------------------------------------------------
-    def save_images(self, out_dir) -> list[Path]:
-        """Keyframes and flow maps as PNG files (``interval1_apex.png``, ``interval1_flow.png``, ...)."""
-        import cv2
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for iv in self.intervals:
-            for name, img in iv.images.items():
-                p = out / f"interval{iv.index + 1}_{name}.png"
-                cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-                written.append(p)
-        fig = self.plot_motion()
-        p = out / "motion.png"
-        fig.savefig(p, dpi=110, bbox_inches="tight")
-        written.append(p)
-        return written
-
-    def plot_motion(self, ax=None):
-        """Motion curve over time with the spotted intervals shaded and labelled micro or macro."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(9, 2.8))
-        else:
-            fig = ax.figure
-        t = np.asarray(self.curve.get("times", []))
-        if len(t):
-            ax.plot(t, self.curve["motion"], color="#1f4e79", lw=1.4, label="facial motion")
-            if self.curve.get("threshold"):
-                ax.plot(t, self.curve["threshold"], color="#999999", lw=1, ls="--", label="threshold")
-        colours = {"micro": "#d62728", "macro": "#ff9f1c"}
-        for iv in self.intervals:
-            ax.axvspan(iv.t_onset, iv.t_offset, color=colours.get(iv.kind, "#888"), alpha=0.22 if not iv.assumed else 0.1)
-            top = iv.top_emotion["fine"] if iv.top_emotion else ""
-            ax.annotate(f"{iv.index + 1}: {iv.kind}\n{top}", (iv.t_apex, 1.0), xycoords=("data", "axes fraction"),
-                        ha="center", va="top", fontsize=8, color=colours.get(iv.kind, "#444"))
-            ax.axvline(iv.t_apex, color=colours.get(iv.kind, "#888"), lw=0.8)
-        for h in self.hidden:
-            ax.axvspan(h.onset / self.fps, h.offset / self.fps, ymax=0.08, color="#6a0dad", alpha=0.8)
-        ax.set_xlim(0, self.duration)
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("motion (px)")
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
-        ax.set_title(f"{Path(self.clip).name}: {len(self.intervals)} interval(s)", fontsize=10)
-        fig.tight_layout()
-        return fig
-
-
-# ---------------------------------------------------------------------------------------------
-def _png_b64(img: np.ndarray) -> str:
-    import cv2
-
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    return base64.b64encode(buf.tobytes()).decode()
-
-
-def _png_decode(s: str) -> np.ndarray:
-    import cv2
-
-    buf = np.frombuffer(base64.b64decode(s), np.uint8)
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    context_seconds: float = 1.0    # the face "around" an interval: this long before and after it
 
 
 def _downsample_curve(t: np.ndarray, ys: dict, n: int) -> dict:
@@ -264,69 +52,9 @@ def _downsample_curve(t: np.ndarray, ys: dict, n: int) -> dict:
     return {k: [round(float(v), 4) for v in np.asarray(y)[idx]] for k, y in {"times": t, **ys}.items()}
 
 
-def _calm_around(iv: IntervalEvidence, curve: dict | None, seconds: float) -> bool:
-    """Whether the motion curve is quiet in the ``seconds`` before and after an interval.
-
-    Quiet means the median motion there stays under the spotter's threshold (or, without one, under a
-    third of the interval's own peak): a held or ongoing expression is not a neutral face.
-    """
-    if not curve or not curve.get("times"):
-        return True
-    t = np.asarray(curve["times"], float)
-    m = np.asarray(curve["motion"], float)
-    ctx = ((t >= iv.t_onset - seconds) & (t < iv.t_onset)) | ((t > iv.t_offset) & (t <= iv.t_offset + seconds))
-    if not ctx.any():
-        return True
-    inside = (t >= iv.t_onset) & (t <= iv.t_offset)
-    peak = m[inside].max() if inside.any() else m.max()
-    limit = np.median(np.asarray(curve["threshold"], float)[ctx]) if curve.get("threshold") else peak / 3
-    return float(np.median(m[ctx])) <= max(limit, 1e-6)
-
-
-def hidden_emotion_check(intervals: list[IntervalEvidence], fps: float, *, curve: dict | None = None,
-                         context_seconds: float = 0.4) -> list[HiddenEmotionFinding]:
-    """Flag micro-expressions that conflict with their context or appear on an otherwise neutral face.
-
-    A micro-expression *inside or next to* (within ``context_seconds``) a macro-expression of another
-    valence is a "valence conflict" (a fleeting brow lowering inside a smile). A micro-expression with
-    no other expression within ``context_seconds`` is a "micro-expression on a neutral face"; a burst of
-    movements (laughter broken into pieces, talking), or one over a face that keeps moving (``curve``,
-    the motion curve, stays above the threshold around it), is neither. Both are flags to look at, not proof
-    of concealment.
-    """
-    found = []
-    real = [iv for iv in intervals if not iv.assumed]
-    pad = context_seconds * fps
-    for iv in real:
-        if iv.kind != "micro" or not iv.top_emotion:
-            continue
-        mine = iv.top_emotion
-        near = [o for o in real if o is not iv and o.onset - pad <= iv.offset and iv.onset <= o.offset + pad]
-        macros = [m for m in near if m.kind == "macro"]
-        when = f"{iv.t_onset:.2f}-{iv.t_offset:.2f} s (frames {iv.onset}-{iv.offset})"
-        aus = ", ".join(a["name"] for a in iv.aus[:3]) or "facial motion"
-        if macros:
-            ctx = max(macros, key=lambda m: m.score)
-            theirs = ctx.top_emotion
-            if theirs and theirs["coarse"] != mine["coarse"]:
-                found.append(HiddenEmotionFinding(
-                    iv.index, "valence conflict",
-                    f"a fleeting {mine['fine']} micro-expression ({aus}) at {when} conflicts with the surrounding "
-                    f"{theirs['fine']} expression ({ctx.t_onset:.2f}-{ctx.t_offset:.2f} s)",
-                    iv.onset, iv.apex, iv.offset, mine["fine"], theirs["fine"]))
-        elif not near and _calm_around(iv, curve, 2 * context_seconds):
-            found.append(HiddenEmotionFinding(
-                iv.index, "micro-expression on a neutral face",
-                f"a brief {mine['fine']} micro-expression ({aus}) at {when} on an otherwise neutral face",
-                iv.onset, iv.apex, iv.offset, mine["fine"], None))
-    return found
-
-
 # -- computing --------------------------------------------------------------------------------
 def _interval_evidence(front: FrontEnd, k: int, onset: int, apex: int, offset: int, kind: str, score: float,
                        rois: dict, config: EvidenceConfig, *, assumed: bool = False) -> IntervalEvidence:
-    from mevqa.au.detector import detect_aus
-
     res = detect_aus(front, onset, apex)
     ranked = sorted(res.aus, key=lambda a: -a.score)
     rows = [{"code": a.code, "name": a.name, "side": a.side, "intensity": round(float(a.intensity), 3),
@@ -384,8 +112,6 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
     With ``coded = (onset, apex, offset)`` (a dataset's coding sheet; apex/offset may be None) the
     evidence holds that one interval instead of the spotted ones: training uses the labelled frames.
     """
-    from mevqa.spot.spotter import spot
-
     clip = front.clip
     # 1. Spot intervals; keep the strongest few, in time order (or measure the coded one).
     sr = spot(front)
@@ -410,7 +136,9 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
             intervals.append(_interval_evidence(front, 0, 0, apex, clip.n_frames - 1,
                                                 "micro" if clip.duration <= 0.5 else "macro", 0.0, {}, config,
                                                 assumed=True))
-    # 4. Hidden-emotion check and the curve for plots.
+    # 4. The face around the intervals (blendshape states, head pose, occlusion), the hidden-emotion
+    #    check (which compares a micro-expression with that surrounding state) and the curve for plots.
+    expression, head_pose, quality = _read_face(front, intervals, config)
     ys = {"motion": sr.combined}
     if getattr(sr, "threshold", None) is not None and len(sr.threshold) == len(sr.combined):
         ys["threshold"] = sr.threshold
@@ -422,41 +150,73 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
         settings["interval"] = "coded (onset/apex/offset from the coding sheet)"
     lost = [int(front.to_clip(i)) for i in front.track.lost_frames]
     return Evidence(clip.source, clip.content_hash(), clip.fps, clip.n_frames, clip.size[0], clip.size[1],
-                    intervals, hidden, curve, lost, settings)
+                    intervals, hidden, curve, lost, settings, EVIDENCE_VERSION, expression, head_pose, quality)
 
 
-_ANALYSIS_PACKAGES = ("io", "face", "motion", "spot", "au", "facs", "evidence")
+# -- the face around the intervals ---------------------------------------------------------------
+def _read_frames(front: FrontEnd, idx: np.ndarray) -> dict:
+    """Blendshape reading of the analysis frames ``idx`` (any set, e.g. before and after an interval)."""
+    tr = front.track
+    occ = {k: np.asarray(v)[idx] for k, v in front.occlusion.items()}
+    return read_stretch(tr.blendshapes[idx], tr.blendshape_names, 0, len(idx) - 1, occluded=occ)
 
 
-@lru_cache(maxsize=1)
-def _code_version() -> str:
-    """A hash of the analysis code itself: a cache entry made by other code is never reused."""
-    h = hashlib.sha1()
-    here = Path(__file__).parent.parent
-    for name in _ANALYSIS_PACKAGES:
-        for p in sorted((here / name).glob("*.py")):
-            h.update(p.read_bytes())
-    return h.hexdigest()[:8]
+def _seconds(front: FrontEnd, i: int) -> float:
+    return round(float(front.to_clip(int(i))) / front.clip.fps, 2)
 
 
-def _settings_key(config: EvidenceConfig) -> str:
-    return hashlib.sha1(f"{EVIDENCE_VERSION}{_code_version()}{config!r}".encode()).hexdigest()[:10]
+def _read_face(front: FrontEnd, intervals: list[IntervalEvidence], config: EvidenceConfig) -> tuple[list, dict, dict]:
+    """Fill each interval's expression, context, head pose, confidence and notes; return the clip's
+    expression stretches, head pose summary and frame quality."""
+    tr = front.track
+    n = front.n
+    if tr.blendshapes is None or n == 0:
+        return [], {}, {}
+    angles = tr.angles
+    occ = front.occlusion
+    ctx = max(1, int(round(config.context_seconds * front.fps)))
+    spans = []
+    for iv in intervals:
+        a0, a1 = front.to_analysis(iv.onset), front.to_analysis(iv.offset)
+        spans.append((a0, a1))
+        iv.expression = _read_frames(front, np.arange(a0, a1 + 1))
+        around = np.concatenate([np.arange(max(0, a0 - ctx), a0), np.arange(a1 + 1, min(n, a1 + 1 + ctx))])
+        iv.context = _read_frames(front, around) if len(around) else {}
+        iv.head_pose = pose_summary(angles, a0, a1)
+        notes = pose_notes(iv.head_pose)
+        conf = 0.6 ** len(notes)
+        for region, mask in occ.items():
+            share = float(np.mean(mask[a0:a1 + 1])) if a1 >= a0 else 0.0
+            if share >= 0.3:
+                notes.append(f"{region} occluded in {share:.0%} of the interval: its action units are unreliable")
+                conf *= 0.5
+        lost = float(np.mean(~tr.found[a0:a1 + 1]))
+        if lost > 0:
+            notes.append(f"face lost in {lost:.0%} of the interval's frames (landmarks interpolated)")
+            conf *= 1 - 0.5 * lost
+        iv.notes = notes
+        iv.confidence = round(conf, 2)
+    stretches_out = []
+    labelled = [(f"interval #{iv.index + 1}", a0, a1) for iv, (a0, a1) in zip(intervals, spans)]
+    min_between = max(1, int(round(0.3 * front.fps)))
+    labelled += [("between", a0, a1) for a0, a1 in between_stretches(spans, n, min_frames=min_between)]
+    for label, a0, a1 in sorted(labelled, key=lambda x: x[1]):
+        reading = _read_frames(front, np.arange(a0, a1 + 1))
+        stretches_out.append({"label": label, "start": _seconds(front, a0), "end": _seconds(front, a1), **reading})
+    quality = _quality(front)
+    return stretches_out, describe_pose(angles), quality
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("MEVQA_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "mevqa")
-    return Path(root).expanduser() / "evidence"
-
-
-_memory: "OrderedDict[str, Evidence]" = OrderedDict()
-MEMORY_ITEMS = 32  # evidence kept in memory (a long-running app must not grow without bound)
-
-
-def _remember(key: str, ev: Evidence) -> None:
-    _memory[key] = ev
-    _memory.move_to_end(key)
-    while len(_memory) > MEMORY_ITEMS:
-        _memory.popitem(last=False)
+def _quality(front: FrontEnd) -> dict:
+    """Face lost, occluded regions and two faces, as time stretches and one-line notes."""
+    tr, fps = front.track, front.fps
+    lost = [[_seconds(front, a), _seconds(front, b)] for a, b in stretches(~tr.found, fps)]
+    occl = [{"region": region, "start": _seconds(front, a), "end": _seconds(front, b)}
+            for region, mask in front.occlusion.items() for a, b in stretches(mask, fps)]
+    notes = [f"{o['region']} occluded {o['start']:.1f}-{o['end']:.1f} s" for o in sorted(occl, key=lambda o: o["start"])]
+    notes += [f"face lost {a:.1f}-{b:.1f} s" for a, b in lost]
+    notes += list(tr.warnings)
+    return {"face_lost": lost, "occlusions": occl, "two_faces_frames": len(tr.multi_face_frames), "notes": notes}
 
 
 def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), coded: tuple | None = None,
@@ -468,21 +228,13 @@ def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), c
     or ``~/.cache/mevqa/evidence``); set ``cache=False`` to recompute. ``progress`` is an optional
     ``(stage: str, fraction: float)`` callable.
     """
-    key = f"{clip.content_hash()}-{_settings_key(config)}"
+    key = f"{clip.content_hash()}-{_cache.settings_key(config)}"
     if coded is not None:
         key += "-coded-" + "-".join("x" if v is None else str(int(v)) for v in coded)
-    if cache and key in _memory:
-        _memory.move_to_end(key)
-        return _memory[key]
-    path = cache_dir() / f"{key}.json"
-    if cache and path.exists():
-        try:
-            ev = Evidence.from_json(path.read_text())
-            ev.clip = clip.source
-            _remember(key, ev)
+    if cache:
+        ev = _cache.load(key, source=clip.source)
+        if ev is not None:
             return ev
-        except (ValueError, KeyError, TypeError):
-            pass  # an old or damaged cache entry: recompute
     say = progress or (lambda stage, frac: None)
     say("tracking the face", 0.0)
     front = run_frontend(clip, config=config.frontend,
@@ -492,13 +244,5 @@ def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), c
                                 progress=lambda i, n: say("reading action units", 0.6 + 0.4 * i / n))
     say("done", 1.0)
     if cache:
-        _remember(key, ev)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # one writer per process
-            tmp.write_text(ev.to_json(images=True))
-            tmp.replace(path)  # atomic: a crash never leaves half a cache entry
-        except OSError:
-            pass  # a read-only home is no reason to fail
+        _cache.store(key, ev)
     return ev
-

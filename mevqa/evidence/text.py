@@ -38,7 +38,35 @@ def _interval_block(iv, s: dict) -> str:
                                   apex=iv.apex, t_apex=iv.t_apex, score=iv.score)]
     lines += [s["au"].format(**a) for a in iv.aus] or [s["no_au"]]
     lines += [s["emotion"].format(**e) for e in iv.emotions[:2]]
+    lines += _face_lines(iv, s)
     return "\n".join(lines)
+
+
+def _face_lines(iv, s: dict) -> list[str]:
+    """Blendshape reading and head pose of an interval (older evidence has neither: no lines)."""
+    out = []
+    face, ctx, pose = getattr(iv, "expression", None), getattr(iv, "context", None), getattr(iv, "head_pose", None)
+    if face and "face" in s:
+        out.append(s["face"].format(reading=face.get("reading", "?"), context=(ctx or {}).get("reading", "not seen")))
+    if pose and "pose" in s:
+        notes = getattr(iv, "notes", [])
+        out.append(s["pose"].format(yaw=pose["yaw"], pitch=pose["pitch"], roll=pose["roll"],
+                                    confidence=getattr(iv, "confidence", 1.0),
+                                    why=f" ({'; '.join(notes)})" if notes else ""))
+    return out
+
+
+def _clip_face_lines(ev, s: dict) -> list[str]:
+    """Frame quality and the face between intervals (older evidence has neither: no lines)."""
+    out = []
+    quality = getattr(ev, "quality", None) or {}
+    if quality.get("notes") and "quality" in s:
+        out.append(s["quality"].format(notes="; ".join(quality["notes"])))
+    between = [x for x in getattr(ev, "expression", None) or [] if x.get("label") == "between"]
+    if between and "between" in s:
+        parts = [f"{x['start']:.1f}-{x['end']:.1f} s {x['reading']}" for x in between[:4]]
+        out.append(s["between"].format(stretches="; ".join(parts)))
+    return out
 
 
 def render_evidence(ev, *, budget_tokens: int = 400, focus=None) -> str:
@@ -46,6 +74,7 @@ def render_evidence(ev, *, budget_tokens: int = 400, focus=None) -> str:
     s = _sections("evidence.txt")
     head = s["header"].format(clip=ev.clip.split("/")[-1], duration=ev.duration, fps=ev.fps, n_frames=ev.n_frames,
                               n_intervals=len(ev.intervals))
+    head = "\n".join([head] + _clip_face_lines(ev, s))
     if not ev.intervals:
         return head + "\n" + s["none"]
     focus = focus or ev.primary

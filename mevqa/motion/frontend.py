@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from mevqa.face.landmarks import AlignConfig, AlignedFaces, FaceTrack, align_faces, group_points, track_face
+from mevqa.face.occlusion import OcclusionConfig, detect_occlusions
 from mevqa.io.video import Clip
 from mevqa.motion.head import RIGID_INDICES
 
@@ -22,6 +24,7 @@ from mevqa.motion.head import RIGID_INDICES
 class FrontEndConfig:
     max_fps: float = 50.0
     align: AlignConfig = AlignConfig()
+    occlusion: OcclusionConfig = OcclusionConfig()
 
 
 @dataclass
@@ -61,6 +64,13 @@ class FrontEnd:
         (:data:`mevqa.motion.head.RIGID_INDICES`) at frame i or their median over the clip."""
         lm = self.faces.mean_landmarks if i is None else self.faces.landmarks[i]
         return lm[list(RIGID_INDICES)]
+
+    @cached_property
+    def occlusion(self) -> dict[str, np.ndarray]:
+        """Per region ("mouth", "right eye", "left eye") a (n,) bool mask of analysis frames where it
+        looks covered (:func:`mevqa.face.occlusion.detect_occlusions`); spotter and AU detector can
+        discount those frames."""
+        return detect_occlusions(self.faces.gray, self.faces.landmarks, self.fps, config=self.config.occlusion)
 
     @property
     def interocular_px(self) -> float:
