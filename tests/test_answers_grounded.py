@@ -261,3 +261,34 @@ def test_training_data_can_ask_the_v2_analysis_wordings():
     assert v2[-1]["answer"] == generate_qa(clip, rng=1)[-1]["answer"]
     mixed = {generate_qa(clip, rng=np.random.default_rng(k), style="mixed")[-1]["question"] for k in range(20)}
     assert mixed & set(ANALYSIS_QUESTIONS_V2) and mixed - set(ANALYSIS_QUESTIONS_V2)  # both wordings
+
+
+def test_eval_runs_on_the_v2_test_files(tmp_path, monkeypatch):
+    """`mevqa eval` on the first clip of each ME-VQA-v2 test file (synthetic clips under the test names):
+    every question answered, the lines otherwise byte-identical, the clip's answers agreeing."""
+    from mevqa.apps.cli import main as cli_main
+    from mevqa.testing.synth import SynthConfig, make_clip
+
+    monkeypatch.setenv("MEVQA_CACHE", str(tmp_path / "cache"))
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for seed, name in enumerate(("me_vqa_casme3_v2_test_to_answer.jsonl", "me_vqa_samm_v2_test_to_answer.jsonl")):
+        lines = (V2 / name).read_text().splitlines()
+        video = json.loads(lines[0])["video"]
+        mine = [x for x in lines if json.loads(x)["video"] == video]
+        (tmp_path / name).write_text("\n".join(mine) + "\n")
+        clip, _ = make_clip(SynthConfig(width=320, height=240, fps=30.0, seconds=2.0, n_events=1, seed=seed))
+        clip.save(clips / f"{video}.mp4")
+        out = tmp_path / f"pred_{name}"
+        assert cli_main(["eval", str(tmp_path / name), "--clips", str(clips), "--out", str(out)]) == 0
+        preds = out.read_text().splitlines()
+        assert len(preds) == len(mine) == 5
+        answers = {}
+        for q, p in zip(mine, preds):
+            ans = json.loads(p)["answer"]
+            assert ans and p.replace(f'"answer": {json.dumps(ans)}', '"answer": ""') == q
+            answers[json.loads(q)["question"]] = ans
+        assert check_agreement(answers) == []
+        assert answers[json.loads(mine[4])["question"]].startswith("The action unit")
