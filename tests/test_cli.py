@@ -85,3 +85,73 @@ def test_errors_are_one_line(args, needle, capsys):
 def test_console_script_runs():
     r = subprocess.run([sys.executable, "-m", "mevqa", "spot", "/nope.mp4"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().startswith("mevqa spot: error:") and "Traceback" not in r.stderr
+
+
+# -- issue 17: the command line as a person uses it ------------------------------------------------------
+def test_debug_is_accepted_after_the_command(capsys):
+    assert main(["spot", "/nonexistent/clip.mp4"]) == 2
+    for argv in (["spot", "/nonexistent/clip.mp4", "--debug"], ["--debug", "spot", "/nonexistent/clip.mp4"]):
+        with pytest.raises(Exception):  # --debug: the traceback, not the one-line error
+            main(argv)
+
+
+def test_eval_exits_non_zero_when_clips_fail(tmp_path, capsys):
+    from pathlib import Path
+
+    src = Path(__file__).parent / "data" / "megc2025" / "me_vqa_casme3_test_to_answer.jsonl"
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(src.read_text().splitlines(keepends=True)[:10]))  # the questions of CAS-1 and CAS-2
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "CAS-1.mp4").write_bytes(b"not a video" * 50)  # CAS-1 unreadable, CAS-2 missing
+    code, _, err = _run(["eval", str(q), "--clips", str(tmp_path / "clips"), "--out", str(tmp_path / "p.jsonl")],
+                        capsys)
+    assert code == 1 and "10 failed" in err, err
+
+
+def test_every_command_teaches(capsys):
+    import argparse
+
+    from mevqa.apps.cli_args import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        assert p.epilog and "examples:" in p.epilog, name
+        for action in p._actions:
+            assert action.help, f"mevqa {name}: {action.dest} has no help text"
+    assert "how clips are found" in sub.choices["eval"].epilog
+    assert "m4v" in sub.choices["spot"].format_help() and "mpeg" in sub.choices["ask"].format_help()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["synth", "x", "--size", "640"], "WIDTHxHEIGHT"),
+    (["spot", "demo", "--plot", "missing/dir/x.png"], "does not exist"),
+])
+def test_more_errors_are_one_line_and_early(args, needle, capsys):
+    import time
+
+    t0 = time.perf_counter()
+    code, out, err = _run(args, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+    assert time.perf_counter() - t0 < 5  # refused before any computation
+
+
+def test_samples_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["ask", "demo", "What is it?", "--samples", "0"])
+    assert e.value.code == 2 and "at least 1" in capsys.readouterr().err
+
+
+def test_corrupt_video_is_one_line(tmp_path):
+    bad = tmp_path / "corrupt.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 definitely not a video " * 64)
+    r = subprocess.run([sys.executable, "-m", "mevqa", "spot", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot decode" in r.stderr, r.stderr
+
+
+def test_au_table_has_no_grades_and_no_side_for_absent_aus(demo_mp4, capsys):
+    ev = demo_mp4[1]["events"][0]
+    code, out, _ = _run(["au", str(demo_mp4[0]), "--onset", str(ev["onset"]), "--apex", str(ev["apex"])], capsys)
+    assert code == 0 and "not present:" in out
+    absent = out.split("not present:")[1].splitlines()[0]
+    assert "left" not in absent and "right" not in absent and "both" not in absent
+    assert not any(f" {g} |" in out or f"{v} {g}" in out for g in "ABCDE" for v in ("0", "1")), out

@@ -95,11 +95,12 @@ def test_failed_questions_are_retried_once_their_clips_are_back(tmp_path, clip, 
     clips.mkdir()
     shutil.copy(clip, clips / "CAS-1.mp4")
     lines = [_line(f"casme3_test_CAS-{i}_{j}", f"CAS-{i}", q) for i in (1, 2)
-             for j, q in ((1, "What is the coarse expression class?"), (2, "What is the fine-grained expression class?"))]
+             for j, q in ((1, "What is the coarse expression class?"),
+                          (2, "What is the fine-grained expression class?"))]
     q = _questions(tmp_path / "q.jsonl", lines)
     out = tmp_path / "pred.jsonl"
     rc, err = _eval(capsys, q, "--clips", clips, "--out", out)
-    assert rc == 0 and "2 failed" in err
+    assert rc == 1 and "2 failed" in err  # finished, but clips failed: exit status 1
     assert [json.loads(x)["answer"] != "" for x in out.read_text().splitlines()] == [True, True, False, False]
     shutil.copy(clip, clips / "CAS-2.mp4")  # the missing clip is restored
     rc, err = _eval(capsys, q, "--clips", clips, "--out", out)
@@ -110,17 +111,18 @@ def test_failed_questions_are_retried_once_their_clips_are_back(tmp_path, clip, 
     # a rerun while a clip is still missing retries it, fails it again and finishes (no error)
     (clips / "CAS-2.mp4").unlink()
     out2 = tmp_path / "pred2.jsonl"
-    assert _eval(capsys, q, "--clips", clips, "--out", out2)[0] == 0
+    assert _eval(capsys, q, "--clips", clips, "--out", out2)[0] == 1
     rc, err = _eval(capsys, q, "--clips", clips, "--out", out2)
-    assert rc == 0 and "2 failed" in err and len(out2.read_text().splitlines()) == 4
+    assert rc == 1 and "2 failed" in err and len(out2.read_text().splitlines()) == 4
 
 
 def test_a_prediction_line_without_an_answer_is_asked_again(tmp_path, clip):
     clips = tmp_path / "clips"
     clips.mkdir()
     shutil.copy(clip, clips / "CAS-1.mp4")
+    fine = "What is the fine-grained expression class?"
     q = _questions(tmp_path / "q.jsonl", [_line("casme3_test_CAS-1_1", "CAS-1"),
-                                          _line("casme3_test_CAS-1_2", "CAS-1", "What is the fine-grained expression class?")])
+                                          _line("casme3_test_CAS-1_2", "CAS-1", fine)])
     out = tmp_path / "pred.jsonl"
     out.write_text('{"video_id": "casme3_test_CAS-1_1"}\n{"video_id": "casme3_test_CAS-1_2", "answer": null}\n')
     res = E.run_eval(E.RunConfig(q, clips, out, progress=False))

@@ -370,7 +370,8 @@ def test_failing_clips_are_reported_and_the_run_goes_on(tmp_path, synth, capsys)
     gt.write_text("".join(
         json.dumps({**json.loads(x), "answer": "negative"}, separators=(",", ":")) + "\n" for x in q.read_text().splitlines()))
     out = tmp_path / "pred.jsonl"
-    assert run_cli(q, "--clips", root, "--out", out, "--gt", gt, "--report", tmp_path / "rep") == 0
+    # exit status 1: the run finished, but some clips failed (issue 17)
+    assert run_cli(q, "--clips", root, "--out", out, "--gt", gt, "--report", tmp_path / "rep") == 1
     answers = check_submission(out, q)
     assert all(answers[:5]) and answers[5:] == [""] * 15
     failed = [json.loads(x) for x in E.failed_path(out).read_text().splitlines()]

@@ -6,110 +6,23 @@ line on stderr and a non-zero exit; ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
 import json
+import logging
 import os
+import socket
 import sys
+import warnings
+from pathlib import Path
 
-EPILOG = """examples:
-  mevqa synth demo/ --n 4                 synthetic clips with ground truth (mp4 + json)
-  mevqa spot clip.mp4 --json              onset/apex/offset of each micro- and macro-expression
-  mevqa au clip.mp4 --onset 12 --apex 20  action units between two frames
-  mevqa evidence clip.mp4                 everything the answerer will see, as text
-  mevqa ask clip.mp4 "Which action units are shown?"
-  mevqa eval questions.jsonl --clips DIR --out pred.jsonl
-  mevqa app                               the chat app on http://127.0.0.1:7860 (built-in demo clip)
+from mevqa.apps.cli_args import EPILOG, build_parser  # noqa: F401  (EPILOG: re-exported for the README)
 
-Frame folders (CASME II img46.jpg, SAMM 006_1_2_0001.jpg, CAS(ME)^3 1.jpg) work wherever a CLIP is asked
-for; give --fps when the dataset cannot be told from the file names.
-"""
-
-
-def _add_clip(p: argparse.ArgumentParser) -> None:
-    p.add_argument("clip", help="video file (mp4, avi, mov, mkv, webm) or a folder of frames; 'demo' for the built-in clip")
-    p.add_argument("--fps", type=float, default=None, help="frame rate (overrides the file's; needed for unknown frame folders)")
-
-
-def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="Qwen-VL hub id or local folder (default: the evidence-only backend)")
-    p.add_argument("--adapter", default=None, help="LoRA adapter folder (PEFT format) to put on --model")
-    p.add_argument("--load-in-4bit", action="store_true", help="quantise the model to 4 bits (bitsandbytes)")
-    p.add_argument("--load-in-8bit", action="store_true", help="quantise the model to 8 bits (bitsandbytes)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="mevqa", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Answer questions about facial micro-expressions in video: an optical-flow spotter finds "
-                    "onset/apex/offset, an action-unit detector measures which muscles moved and on which side, "
-                    "and Qwen-VL (or the evidence-only backend) answers.")
-    ap.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("synth", help="write synthetic micro-expression clips with JSON ground truth")
-    p.add_argument("out_dir")
-    p.add_argument("--n", type=int, default=8, help="number of clips (default 8)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", choices=("mp4", "folder"), default="mp4", help="mp4 files or CASME II-style frame folders")
-    p.add_argument("--fps", type=float, nargs="+", default=[30.0, 200.0], help="frame rates to mix (default 30 200)")
-    p.add_argument("--photo", default=None, help="face photo to animate (default: the bundled public-domain portrait)")
-    p.add_argument("--size", default="640x480", help="WIDTHxHEIGHT (default 640x480)")
-    p.add_argument("--demo", action="store_true", help="write only the built-in demo clip")
-
-    p = sub.add_parser("spot", help="find micro- and macro-expressions (onset, apex, offset)")
-    _add_clip(p)
-    p.add_argument("--json", action="store_true", help="print the JSON contract")
-    p.add_argument("--plot", default=None, metavar="PNG", help="save the motion curve with the intervals")
-
-    p = sub.add_parser("au", help="action units between onset and apex")
-    _add_clip(p)
-    p.add_argument("--onset", type=int, default=None, help="onset frame (0-based); with --apex")
-    p.add_argument("--apex", type=int, default=None, help="apex frame (0-based); without both, spot first")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("evidence", help="all the evidence for a clip (intervals, AUs, emotions, hidden-emotion check)")
-    _add_clip(p)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--out", default=None, metavar="DIR", help="also save keyframes and flow maps as PNG here")
-
-    p = sub.add_parser("ask", help="ask a question about a clip")
-    _add_clip(p)
-    p.add_argument("question")
-    _add_model(p)
-    p.add_argument("--samples", type=int, default=1, help="self-consistency: sample N answers and vote")
-    p.add_argument("--json", action="store_true", help="the answer with the evidence used")
-
-    p = sub.add_parser("eval", help="batch VQA in the MEGC2025 format, with the challenge's metrics")
-    p.add_argument("questions", nargs="?", help="MEGC question file (.jsonl)")
-    p.add_argument("--clips", help="root folder where each record's clip resolves")
-    p.add_argument("--pattern", default=None,
-                   help="where a clip lives under --clips, e.g. '{dataset}/{subject}/{filename}' or '{video}.mp4'")
-    _add_model(p)
-    p.add_argument("--out", help="predictions file (.jsonl), written as it goes; resumes if it exists")
-    p.add_argument("--gt", default=None, help="ground truth (.jsonl) to score against")
-    p.add_argument("--score", default=None, metavar="PRED", help="only score this prediction file against --gt")
-    p.add_argument("--report", default=None, metavar="DIR", help="write report.json, report.md and plots here")
-    p.add_argument("--fps", type=float, default=None, help="frame rate for frame folders")
-    p.add_argument("--strs", default=None, metavar="CSV", help="STRS mode: spot and recognise long videos; write CSV")
-
-    p = sub.add_parser("train", help="LoRA fine-tuning of Qwen-VL (see train/configs)")
-    p.add_argument("config", help="YAML config")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lora.r=16 max_steps=200")
-
-    p = sub.add_parser("app", help="the Gradio chat app")
-    _add_model(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860)
-
-    p = sub.add_parser("tiny-model", help="build a tiny random Qwen-VL with a local tokenizer (tests, smoke runs)")
-    p.add_argument("out_dir")
-    p.add_argument("--family", choices=("qwen2_5_vl", "qwen3_vl"), default="qwen2_5_vl")
-
-    p = sub.add_parser("data", help="dataset tools")
-    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
-    d = dsub.add_parser("summary", help="counts per class, AU and subject of MEGC files or coding sheets")
-    d.add_argument("files", nargs="+")
-    return ap
+# MediaPipe, TensorFlow Lite and FFmpeg (through OpenCV) log to stderr natively; keep the terminal for our
+# own lines (MEVQA_VERBOSE=1 shows them). Set before any of them is imported.
+if not os.environ.get("MEVQA_VERBOSE"):
+    for _k, _v in (("GLOG_minloglevel", "2"), ("TF_CPP_MIN_LOG_LEVEL", "3"), ("OPENCV_LOG_LEVEL", "ERROR"),
+                   ("OPENCV_FFMPEG_LOGLEVEL", "-8")):
+        os.environ.setdefault(_k, _v)
 
 
 def load_clip(path: str, fps: float | None = None):
@@ -120,17 +33,58 @@ def load_clip(path: str, fps: float | None = None):
         from mevqa.io.demo import demo_clip
 
         return demo_clip()
-    return Clip.load(path, fps=fps)
+    with _native_stderr_quiet():
+        return Clip.load(path, fps=fps)
+
+
+@contextlib.contextmanager
+def _native_stderr_quiet():
+    """Silence what C libraries (FFmpeg, decord) write to file descriptor 2 while decoding: for a corrupt
+    file they print several lines before our own one-line error. MEVQA_VERBOSE=1 keeps them."""
+    if os.environ.get("MEVQA_VERBOSE"):
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded use): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--size {text!r}: give WIDTHxHEIGHT in pixels, e.g. 640x480")
+    return int(parts[0]), int(parts[1])
+
+
+def _check_writable(path: str) -> Path:
+    """Fail before a long computation when its output file cannot be written."""
+    p = Path(path).expanduser()
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise PermissionError(f"{path}: cannot write there")
+    return p
+
+
 def _cmd_synth(a) -> None:
     from mevqa.testing.synth import main_synth, write_demo
 
-    w, h = (int(v) for v in a.size.lower().split("x"))
+    w, h = _size(a.size)
     if a.demo:  # renders the demo again: demo.mp4 + demo.json, as shipped in mevqa/assets/
         print(write_demo(a.out_dir))
         return
@@ -143,13 +97,16 @@ def _cmd_spot(a) -> None:
     from mevqa.evidence.builder import EvidenceConfig
     from mevqa.evidence.select import clip_intervals
 
+    plot = _check_writable(a.plot) if a.plot else None  # before the computation, not after it
     res = spot_clip(load_clip(a.clip, a.fps))
     # The clip's intervals as the evidence (ask, eval, the app) numbers them: one definition.
     limit = EvidenceConfig().max_intervals
     left_out = len(res.intervals) - len(kept := clip_intervals(res.intervals, max_intervals=limit))
     res.intervals = kept
-    if a.plot:
-        res.plot().savefig(a.plot, dpi=120, bbox_inches="tight")
+    if plot:
+        from mevqa.apps.views import spot_figure  # matplotlib: only when a plot is asked for
+
+        spot_figure(res).savefig(plot, dpi=120, bbox_inches="tight")
     if a.json:
         _print_json({**res.to_dict(), "left_out": left_out})
         return
@@ -182,7 +139,9 @@ def _cmd_au(a) -> None:
     if a.json:
         _print_json(res.to_dict())
     else:
-        print(res.to_markdown())
+        from mevqa.apps.views import au_table_text
+
+        print(au_table_text(res))
 
 
 def _cmd_evidence(a) -> None:
@@ -190,12 +149,48 @@ def _cmd_evidence(a) -> None:
 
     ev = compute_evidence(load_clip(a.clip, a.fps))
     if a.out:
-        for p in ev.save_images(a.out):
-            print(f"wrote {p}", file=sys.stderr)
+        written = ev.save_images(a.out)
+        print(f"wrote {len(written)} PNG files (keyframes, flow maps, motion.png) to {a.out}", file=sys.stderr)
     if a.json:
         _print_json(ev.to_dict())
     else:
         print(ev.to_text())
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _prepare_model(a) -> None:
+    """Before loading a hub id with the hub out of reach: load from the local cache only (offline mode), or
+    say at once that it is not there, instead of the hub client's 25 s of retries before the same error."""
+    model = getattr(a, "model", None)
+    hub_id = bool(model) and model.count("/") == 1 and not model.startswith((".", "/", "~"))
+    if not hub_id or Path(model).expanduser().exists() or os.environ.get("HF_HUB_OFFLINE") or _hub_reachable():
+        return
+    os.environ["HF_HUB_OFFLINE"] = "1"  # read by huggingface_hub and transformers when they are imported
+    from huggingface_hub import try_to_load_from_cache
+
+    if a.command != "app" and not isinstance(try_to_load_from_cache(model, "config.json"), str):
+        raise OSError(f"cannot load {model!r}: the Hugging Face hub cannot be reached and the model is not in "
+                      "the local cache (download it while online, or give a local folder)")
+
+
+def _quiet_libraries(a) -> None:
+    """Library notices that are noise on the terminal (``--debug`` keeps them)."""
+    if not getattr(a, "load_in_4bit", False):
+        # bitsandbytes logs "pip install kernels" for its CPU 4-bit kernel on import, used or not.
+        logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    if not sys.warnoptions:  # python -W ... or PYTHONWARNINGS: the user asked for them
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def _make_agent(a):
@@ -225,10 +220,17 @@ def _cmd_ask(a) -> None:
         print(f"[{ans.backend}]", file=sys.stderr)
 
 
-def _cmd_eval(a) -> None:
+def _cmd_eval(a) -> int:
     import mevqa.megc.command as evaluate
 
-    evaluate.main(a)
+    code = evaluate.main(a) or 0
+    if code == 0 and a.out and not (a.score or a.strs):
+        # Failed clips are listed in the run's side file (the summary line counts them): not a success.
+        from mevqa.megc.records import failed_path, read_failed
+
+        if read_failed([failed_path(Path(a.out))]):
+            code = 1
+    return code
 
 
 def _cmd_train(a) -> None:
@@ -268,11 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     if not a.command:
         parser.print_help()
         return 0
-    # MediaPipe and TensorFlow Lite log to stderr through absl/glog; keep the terminal for our own lines.
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not a.debug:
+        _quiet_libraries(a)
     try:
-        COMMANDS[a.command](a)
+        _prepare_model(a)
+        code = COMMANDS[a.command](a)
     except KeyboardInterrupt:
         print("mevqa: interrupted", file=sys.stderr)
         return 130
@@ -284,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"mevqa {a.command}: error: {msg}", file=sys.stderr)
         return 2
-    return 0
+    return int(code or 0)
 
 
 if __name__ == "__main__":

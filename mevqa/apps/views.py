@@ -44,7 +44,10 @@ def motion_figure(ev: Evidence):
     return plot_motion(times=c.get("times", []), motion=c.get("motion", []), threshold=c.get("threshold"),
                        marks=marks_of(ev), duration=ev.duration,
                        bars=[(h.onset / ev.fps, (h.offset + 1) / ev.fps) for h in ev.hidden],
-                       bar_label="hidden-emotion flag (see the check below)", unit=curve_unit(c, ev.settings),
+                       bar_label="hidden-emotion flag (see the check below)",
+                       bands=[(o["start"], o["end"], f"{o['region']} occluded")
+                              for o in (getattr(ev, "quality", None) or {}).get("occlusions", [])],
+                       unit=curve_unit(c, ev.settings),
                        title=f"{Path(ev.clip).name}: {len(ev.intervals)} interval(s)")
 
 

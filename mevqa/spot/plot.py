@@ -67,12 +67,13 @@ def _label_rows(x: Sequence[float], span: float, *, rows: int = 3, min_gap: floa
 
 
 def plot_motion(*, times, motion, threshold=None, marks: Sequence[MotionMark] = (), duration: float | None = None,
-                bars: Sequence[tuple[float, float]] = (), bar_label: str = "blink", unit: str = "px",
-                title: str = "", ax=None):
+                bars: Sequence[tuple[float, float]] = (), bar_label: str = "blink",
+                bands: Sequence[tuple[float, float, str]] = (), unit: str = "px", title: str = "", ax=None):
     """The motion plot; returns the matplotlib Figure (not kept by pyplot when ``ax`` is not given).
 
     ``marks`` are the intervals (numbered as in the interval list); ``bars`` are (start, end) seconds
-    drawn as short bars on the time axis under ``bar_label``; ``unit`` names the curve's unit.
+    drawn as short bars on the time axis under ``bar_label``; ``bands`` are (start, end, label) seconds
+    hatched along the top (e.g. "mouth occluded"); ``unit`` names the curve's unit.
     """
     import matplotlib
 
@@ -120,6 +121,11 @@ def plot_motion(*, times, motion, threshold=None, marks: Sequence[MotionMark] = 
         ax.axvspan(b0, b1, ymax=0.06, color="#6a0dad", alpha=0.8, lw=0)
     if bars:
         handles.append(Patch(color="#6a0dad", alpha=0.8, label=bar_label))
+    for label in dict.fromkeys(lab for _, _, lab in bands):  # one legend entry per kind of band
+        for b0, b1, lab in bands:
+            if lab == label:
+                ax.axvspan(b0, b1, ymin=0.94, color="#555555", alpha=0.35, hatch="//", lw=0)
+        handles.append(Patch(facecolor="#555555", alpha=0.35, hatch="//", label=label))
     ax.set_xlim(0, max(end, 1e-3))
     ax.set_ylim(bottom=0, top=(float(np.nanmax(m)) * 1.25 + 1e-9) if len(m) else None)  # room for the numbers
     ax.set_xlabel("time (s)")
