@@ -57,8 +57,8 @@ def main() -> None:
         work = Path(tmp)
         os.environ["MEVQA_CACHE"] = str(work / "cache")
         t0 = time.perf_counter()
-        videos = {f"V{i + 1}": make_long_video(work / "clips" / f"V{i + 1}.mp4", a.seed + i, n_events=a.events, size=size)
-                  for i in range(a.videos)}
+        videos = {f"V{i + 1}": make_long_video(work / "clips" / f"V{i + 1}.mp4", a.seed + i, n_events=a.events,
+                                               size=size) for i in range(a.videos)}
         t_make = time.perf_counter() - t0
         q, gt = work / "q.jsonl", work / "gt.jsonl"
         write_lvqa_files(videos, 30.0, q, gt)
@@ -82,8 +82,8 @@ def main() -> None:
                 return str(round(counts[k.which] / n_v))
             return types.most_common(1)[0][0] if k.kind == "type" else "lip corner puller"
 
-        zero = score_lvqa(_baseline(gt, work / "zero.jsonl", lambda r: {"count": "0", "aus": "", "type":
-                                                                        "macro-expression"}[lvqa_question(r["question"]).kind]), gt)
+        nothing = {"count": "0", "aus": "", "type": "macro-expression"}
+        zero = score_lvqa(_baseline(gt, work / "zero.jsonl", lambda r: nothing[lvqa_question(r["question"]).kind]), gt)
         prior = score_lvqa(_baseline(gt, work / "prior.jsonl", mean_answer), gt)
     n_events = sum(len(v) for v in videos.values())
     n_micro = sum(e.offset - e.onset <= 15 for v in videos.values() for e in v)
@@ -94,7 +94,8 @@ def main() -> None:
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
           f"load average {os.getloadavg()[0]:.1f}")
     print()
-    print("| answers | count MAE | count RMSE | micro MAE | macro MAE | AU F1 (micro) | AU Jaccard | type UF1 | type UAR |")
+    print("| answers | count MAE | count RMSE | micro MAE | macro MAE | AU F1 (micro) | AU Jaccard | type UF1 "
+          "| type UAR |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(_row("mevqa eval (spotted events)", rep))
     print(_row("baseline: 0 events, no AU, macro", zero))

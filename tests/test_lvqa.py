@@ -115,8 +115,10 @@ def test_type_scores_by_hand():
 def test_lvqa_scores_split_by_kind():
     qs = ["How many expression events appear in this video?", "How many micro-expression events appear in this video?",
           "What distinct action units appear in this video?",
-          "What is the expression type of the 1-th expression event in this video?", "What is the coarse expression class?"]
-    s = lvqa_scores(qs, ["4", "1", "dimpler", "micro-expression", "negative"], ["3", "1", "AU14", "micro-expression", "x"])
+          "What is the expression type of the 1-th expression event in this video?",
+          "What is the coarse expression class?"]
+    s = lvqa_scores(qs, ["4", "1", "dimpler", "micro-expression", "negative"],
+                    ["3", "1", "AU14", "micro-expression", "x"])
     assert s.counts.n == 2 and s.counts.mae == pytest.approx(0.5)
     assert s.counts_by_kind["all"].mae == 1.0 and s.counts_by_kind["micro"].mae == 0.0
     assert s.aus.jaccard == 1.0 and s.types.uf1 == 1.0 and s.other == 1

@@ -14,13 +14,16 @@ et al. 2022; SAMM long videos, Yap et al. 2020), so motion that moves no AU (hea
 left, lighting, noise) is not one. An interval lying mostly (over half its frames) inside a stronger event
 is part of that event; intervals the evidence only assumed (no expression stood out) are not events.
 Events are numbered 1, 2, ... by onset time. (The AU rule was chosen after seeing spurious AU-less
-short intervals on the synthetic long videos of bench/bench_lvqa.py; it is not tuned on real data.) **Micro or macro** follows the field's rule on the onset-to-offset time: ``(offset - onset) / fps
-<= 0.5 s`` is a micro-expression (CAS(ME)^2/^3 and SAMM long-video annotations; MEGC spotting), longer is
-a macro-expression. The rule is applied here to every event, so that micro + macro = all events whatever
-label the spotter gave. The distinct AUs are the union over events of the AUs found present, named as
-the MEGC answers spell them, in AU number order. A question about an N-th event beyond those spotted is
-answered with the more frequent type in long-video annotations, ``macro-expression`` (CAS(ME)^3 and SAMM
-long videos both code several times more macro- than micro-expressions).
+short intervals on the synthetic long videos of bench/bench_lvqa.py; it is not tuned on real data.)
+
+**Micro or macro** follows the field's rule on the onset-to-offset time:
+``(offset - onset) / fps <= 0.5 s`` is a micro-expression (CAS(ME)^2/^3 and SAMM long-video annotations;
+MEGC spotting), longer is a macro-expression. The rule is applied here to every event, so that micro +
+macro = all events whatever label the spotter gave. The distinct AUs are the union over events of the
+AUs found present, named as the MEGC answers spell them, in AU number order. A question about an N-th
+event beyond those spotted is answered with the more frequent type in long-video annotations,
+``macro-expression`` (CAS(ME)^3 and SAMM long videos both code several times more macro- than
+micro-expressions).
 
 The MEGC2026 answer formats are not published with the test files; these forms (an integer, AU names
 comma-separated, "micro-expression" / "macro-expression") are this package's reading of the questions.

@@ -17,7 +17,9 @@ from mevqa.answer.questions import parse_analysis_sentence, question_type
 from mevqa.facs.codes import find_au
 from mevqa.facs.labels import COARSE_CLASSES, FINE_CLASSES
 from mevqa.megc.class_metrics import ConfusionMatrix, confusion_matrix
-from mevqa.megc.records import EvalError, failed_path, read_failed, read_prediction_lines, read_questions, record_dataset
+from mevqa.megc.records import (
+    EvalError, failed_path, read_failed, read_prediction_lines, read_questions, record_dataset,
+)
 from mevqa.megc.vqa_metrics import VQAScores, vqa_scores
 
 __all__ = [
