@@ -6,7 +6,7 @@ FACS manual describes its appearance change (Ekman, Friesen & Hager, *Facial Act
 2002) and the way facial anatomy places its muscle (e.g. Standring, *Gray's Anatomy*): skin at the
 muscle's **insertion** is drawn toward its **origin**. Zygomaticus major (AU12) draws the lip corner
 toward the zygomatic bone; depressor anguli oris (AU15) toward the lower border of the mandible;
-risorius (AU20) toward the ear; corrugator (AU4) the inner brow toward the nasion; frontalis (AU1, AU2)
+risorius (AU20) toward the ear; corrugator (AU4) the inner brow medially, toward the nose; frontalis (AU1, AU2)
 the brows toward the hairline; levator labii superioris alaeque nasi (AU9) the nose wing toward the
 nasion; levator labii superioris (AU10) the upper lip toward the infraorbital rim; mentalis (AU17) the
 chin boss up toward the lower lip; orbicularis oculi draws the cheek toward the eye (pars orbitalis,
@@ -89,7 +89,9 @@ LOWER_LIP_CENTRE = (17, 17)
 ACTIONS: dict[str, Action] = {a.code: a for a in (
     Action("AU1", "inner brow raiser", (Pull(INNER_BROW, UP, 0.32),)),
     Action("AU2", "outer brow raiser", (Pull(OUTER_BROW, UP, 0.30, tilt=(0.15, 0.0)),)),
-    Action("AU4", "brow lowerer", (Pull(INNER_BROW, NASION, 0.26), Pull(WHOLE_BROW, DOWN, 0.30, 0.55))),
+    # Corrugator draws the inner brow mostly medially (a little down); depressor supercilii and procerus
+    # lower the brow. With AU1 the vertical parts cancel and the brows are raised and drawn together.
+    Action("AU4", "brow lowerer", (Pull(INNER_BROW, IN, 0.26, tilt=(0.0, 0.45)), Pull(WHOLE_BROW, DOWN, 0.30, 0.5))),
     Action("AU5", "upper lid raiser", (Pull(UPPER_LID, BROW_ABOVE_LID, 0.10),)),
     Action("AU6", "cheek raiser", (Pull(CHEEK, UP, 0.30, tilt=(-0.2, 0.0)), Pull(LOWER_LID, UPPER_LID_CENTRE, 0.08, 0.4),
                                    Pull(EYE_TAIL, EYE_OUTER_CORNER, 0.10, 0.4))),
