@@ -16,9 +16,10 @@ scored as a recogniser, not a spotter) and is scored per (clip, AU) over :data:`
 - emotion accuracy where synth's AU combination defines the emotion: the top
   :func:`mevqa.facs.emotions.emotion_candidates` of the present AUs against synth's emotion.
 
-Thresholds are calibrated on ``--calibration-seed`` only (``--calibrate`` prints the per-AU values that
-maximise F1 there, which is how :data:`mevqa.au.detector.DEFAULT_THRESHOLDS` were set) and figures are
-reported on ``--seed``, a set the thresholds never saw. A :func:`mevqa.au.detector.fit_linear` model trained on
+The defaults use one flow floor for every AU and thresholds relative to the noise measured in each
+clip (:mod:`mevqa.au.config`); ``--calibrate`` prints the per-AU flow floors that would maximise F1 on
+``--calibration-seed`` and scores them on ``--seed``, a set they never saw (for comparison only: the
+defaults are not these). A :func:`mevqa.au.detector.fit_linear` model trained on
 the calibration set is scored on the report set too. Targets (issue 4): micro-F1 >= 0.75 on micro
 events, laterality >= 0.9.
 
@@ -167,9 +168,8 @@ def calibrate(rows: list[dict], config: au.AUConfig, floor: float = 0.002) -> di
         if not g.any():
             out[c] = config.threshold(c)
             continue
-        # the decision is max over sides of max(flow/t, geometry/(t*margin)) >= 1
-        e = np.array([max(r["features"].flow[k].max(), r["features"].geometry[k].max() / config.geometry_margin)
-                      for r in rows])
+        # the flow part of the decision: max over sides of flow / t >= 1
+        e = np.array([r["features"].flow[k].max() for r in rows])
         cands = np.unique(np.concatenate([e[e > 0], [floor]]))
         best = []
         for t in cands[cands >= floor]:

@@ -8,7 +8,7 @@ from mevqa.motion.frontend import run_frontend
 from mevqa.megc.metrics import iou
 from mevqa.motion.filters import local_baseline, lowpass
 from mevqa.spot.config import SpotConfig
-from mevqa.spot.signals import detect_blinks, fit_similarity, window_layout
+from mevqa.spot.signals import detect_blinks
 from mevqa.spot.spotter import SpotResult, spot, spot_clip
 from mevqa.testing.synth import SynthConfig, SynthEvent, demo_events, face_setup, make_clip
 
@@ -156,20 +156,25 @@ def test_spot_reuses_a_front_end_and_reports_progress():
 
 
 def test_config_rejects_nonsense():
-    with pytest.raises(ValueError, match="overlap"):
-        SpotConfig(overlap=1.0)
+    with pytest.raises(ValueError, match="lag_seconds"):
+        SpotConfig(lag_seconds=0.0)
     with pytest.raises(ValueError, match="unknown ROI"):
         SpotConfig(rois=("forehead_tattoo",))
 
 
 # -- pure parts -----------------------------------------------------------------------------------
-def test_similarity_fit_recovers_head_motion_despite_outliers():
+def test_head_motion_model_recovers_similarity_despite_outliers():
+    """The spotter removes head motion with the one model of mevqa.motion.head (robust similarity)."""
+    from mevqa.motion.head import fit_head_motion, head_displacement
+
     rng = np.random.default_rng(0)
     xy = rng.uniform(-60, 60, (19, 2))
     a, b, tx, ty = 0.01, -0.02, 0.7, -0.3  # 1% scale, about 1 degree of roll, a shift
     uv = np.stack([a * xy[:, 0] - b * xy[:, 1] + tx, b * xy[:, 0] + a * xy[:, 1] + ty], axis=1)
-    uv[:3] += (2.0, -1.5)  # three landmarks an expression moved
-    assert np.allclose(fit_similarity(xy, uv), (a, b, tx, ty), atol=1e-3)
+    moved = uv.copy()
+    moved[:3] += (2.0, -1.5)  # three landmarks an expression moved
+    m = fit_head_motion(xy, xy + moved)
+    assert np.allclose(head_displacement(m, xy), uv, atol=1e-3)
 
 
 def test_lowpass_cutoff_is_in_seconds_not_frames():
@@ -182,13 +187,32 @@ def test_lowpass_cutoff_is_in_seconds_not_frames():
     assert 0.5 < peaks[0] < 0.95 and abs(peaks[0] - peaks[1]) < 0.05
 
 
-def test_windows_keep_the_reference_well_before_each_frame():
-    w, step, seg = window_layout(1000, 30.0, window_seconds=6.7, overlap=0.5)
-    assert (w, step) == (201, 100)
-    t = np.arange(1000)
-    ref = np.where(seg == 0, 0, seg * step)
-    lag = t - ref
-    assert lag[t >= w].min() >= step and lag.max() < w  # every later frame lags its reference by 3.3-6.7 s
+def test_local_threshold_ignores_what_happens_far_away():
+    """The noise floor is local: appending 20 s of much noisier signal leaves the first seconds' alone."""
+    from mevqa.spot.intervals import local_threshold
+
+    rng = np.random.default_rng(3)
+    quiet = 1.0 + 0.05 * rng.normal(size=(5, 150))
+    loud = 1.0 + 0.5 * rng.normal(size=(5, 600))
+    kw = dict(cutoff_hz=5.0, seconds=2.0, k=6.0, floor=0.0)
+    alone = local_threshold(quiet, 30.0, **kw)
+    joined = local_threshold(np.concatenate([quiet, loud], axis=1), 30.0, **kw)
+    assert np.allclose(alone[:90], joined[:90], rtol=0.05)
+    assert joined[-300:].min() > 5 * alone.max()
+
+
+def test_an_event_reads_the_same_in_an_excerpt():
+    """Clip independence: an expression spotted in a 6 s clip and in a 3 s excerpt around it gets the same
+    interval (in seconds), a peak and a threshold within 25%."""
+    cfg = SynthConfig(fps=30.0, seconds=6.0, blinks=False, drift=True, noise=2.0, seed=21)
+    clip, gt = make_clip(cfg, events=[SynthEvent(120, 126, 134, "micro", ("AU4",), "both", 3.0)])
+    full = spot_clip(clip)
+    part = spot_clip(type(clip)(clip.frames[75:165].copy(), clip.fps, "excerpt.mp4"))
+    (a,), (b,) = full.intervals, part.intervals
+    assert abs(a.onset - (b.onset + 75)) <= 3 and abs(a.offset - (b.offset + 75)) <= 3
+    pa, pb = full.combined[a.apex], part.combined[b.apex]
+    ta, tb = full.threshold[a.apex], part.threshold[b.apex]
+    assert abs(pa - pb) <= 0.25 * pa and abs(ta - tb) <= 0.25 * ta
 
 
 def test_local_baseline_stays_within_a_segment():

@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 from mevqa.facs.codes import SIDES, FacsError, normalise_au_code
 from mevqa.facs.labels import FINE_CLASSES, FINE_TO_COARSE
 
-__all__ = ["EmotionCandidate", "emotion_candidates", "MEGC_TRAIN_AU_FINE_COUNTS"]
+__all__ = ["EmotionCandidate", "emotion_candidates", "MEGC_TRAIN_AU_FINE_COUNTS", "CONFLICTS"]
 
 #: Clips per (AU name, fine class) in the MEGC2025 training files, CASME II + SAMM together
 #: (an AU listed in a clip's AU answer counts once for that clip's fine class). Recomputed from
@@ -82,30 +82,51 @@ class _Rule:
     # at least one of each inner tuple must be present (e.g. (("AU5", "AU26", "AU27"),))
     any_of: tuple[tuple[str, ...], ...] = ()
     support: tuple[str, ...] = ()          # each present one adds a little confidence
+    none_of: tuple[str, ...] = ()          # the rule does not fire when one of these is present
     unilateral: bool = False               # at least one required AU coded on one side only
     bilateral: bool = False                # none of the required AUs coded on one side only
-    datasets: Mapping[str, float] | None = None  # per-dataset strength overrides
+    datasets: Mapping[str, float] | None = None  # per-dataset strength overrides (0: the rule is off)
 
 
-# Strengths are hand-set on a 0-1 scale: 0.85-0.9 for the full EMFACS prototypes, 0.6-0.75 for
+#: AUs that speak against an emotion wherever they appear in the interval's AU set, with the reason.
+#: Each present one multiplies that emotion's confidence by (1 - 0.5 x its score): the reading is made
+#: over the whole set, not from the first prototype that matches.
+CONFLICTS: dict[str, dict[str, str]] = {
+    # EMFACS happiness has no brow lowering and no lip-corner depression; crying faces have both
+    "happiness": {"AU4": "brows lowered", "AU15": "lip corners pulled down"},
+    # the upper lip lifted over the teeth in a broad smile is no disgust (EMFACS disgust has no AU12)
+    "disgust": {"AU12": "lip corners pulled up (a broad smile lifts the upper lip too)"},
+    "sadness": {"AU12": "lip corners pulled up"},
+    "surprise": {"AU4": "brows lowered"},
+}
+
+
+# Strengths are hand-set on a 0-1 scale: 0.85-0.9 for the full EMFACS prototypes, 0.6-0.8 for
 # the core pairs, 0.3-0.5 for single AUs that are only indicative. Comments give the evidence.
 # dataset names after dropping everything but letters and digits ("CAS(ME)^3" -> "casme3")
 _CASME = ("casme2", "casmeii", "casme3", "casmeiii", "casme", "casme2long")
 _RULES: tuple[_Rule, ...] = (
-    # Happiness: AU6+AU12 (Duchenne smile; EMFACS, CK+). AU12 alone is weaker but still the
-    # majority reading in MEGC (lip corner puller: 54 of 62 clips happiness).
-    _Rule("happiness", "AU6+AU12 (Duchenne smile)", 0.9, all_of=("AU6", "AU12"), bilateral=True),
+    # Happiness: AU6+AU12 (Duchenne smile; EMFACS, CK+), with or without lips part / jaw drop
+    # (laughter); AU12 with AU10 is a broad smile showing the upper teeth. AU12 alone is weaker but
+    # still the majority reading in MEGC (lip corner puller: 54 of 62 clips happiness).
+    _Rule("happiness", "AU6+AU12 (Duchenne smile)", 0.9, all_of=("AU6", "AU12"), support=("AU25", "AU26"),
+          bilateral=True),
+    _Rule("happiness", "AU12+AU25/AU26 (laughter)", 0.85, all_of=("AU12",), any_of=(("AU25", "AU26"),),
+          support=("AU6", "AU10"), bilateral=True),
+    _Rule("happiness", "AU12+AU10 (broad smile)", 0.8, all_of=("AU12", "AU10"), support=("AU6", "AU25", "AU26"),
+          bilateral=True),
     _Rule("happiness", "AU12 (smile)", 0.65, all_of=("AU12",), support=("AU6", "AU25"), bilateral=True),
     _Rule("happiness", "AU6 alone", 0.3, all_of=("AU6",)),
-    # Contempt: unilateral AU12 or AU14 (EMFACS; SAMM). Bilateral AU14 is still contempt in SAMM
-    # (12 of 12 dimpler clips there) but CASME II reads it as happiness, hence weaker.
-    _Rule("contempt", "unilateral AU12/AU14", 0.75, any_of=(("AU12", "AU14"),), unilateral=True),
-    _Rule("contempt", "AU14 (dimpler)", 0.5, all_of=("AU14",), support=("AU17", "AU24"),
-          datasets={"samm": 0.7, **{d: 0.35 for d in _CASME}}),
+    # Contempt needs a one-sided AU12 or AU14 (EMFACS; SAMM). SAMM also labels bilateral AU14 contempt
+    # (12 of 12 dimpler clips there), so that reading is kept for SAMM only.
+    _Rule("contempt", "unilateral AU12/AU14", 0.75, any_of=(("AU12", "AU14"),), unilateral=True,
+          none_of=("AU6", "AU25", "AU26")),
+    _Rule("contempt", "AU14 (dimpler, SAMM convention)", 0.0, all_of=("AU14",), support=("AU17", "AU24"),
+          datasets={"samm": 0.7}),
     _Rule("happiness", "unilateral AU12 (half smile)", 0.4, all_of=("AU12",), unilateral=True),
     # Surprise: AU1+AU2 with AU5 or AU26/27 (EMFACS); AU1+AU2 alone or AU5 alone weaker.
     _Rule("surprise", "AU1+AU2+AU5/AU26/AU27", 0.9, all_of=("AU1", "AU2"),
-          any_of=(("AU5", "AU26", "AU27"),)),
+          any_of=(("AU5", "AU26", "AU27"),), none_of=("AU12",)),
     _Rule("surprise", "AU1+AU2 (brows raised)", 0.65, all_of=("AU1", "AU2"), support=("AU25",)),
     _Rule("surprise", "AU1 or AU2 alone", 0.4, any_of=(("AU1", "AU2"),)),
     _Rule("surprise", "AU5 (upper lid raiser)", 0.4, all_of=("AU5",), support=("AU26", "AU27")),
@@ -113,7 +134,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("fear", "AU1+AU2+AU4+AU5+AU20", 0.9, all_of=("AU1", "AU2", "AU4", "AU5", "AU20"),
           support=("AU26", "AU25")),
     _Rule("fear", "AU1+AU2+AU4", 0.55, all_of=("AU1", "AU2", "AU4"), support=("AU5", "AU20")),
-    _Rule("fear", "AU20 (lip stretcher)", 0.5, all_of=("AU20",), support=("AU5", "AU26")),
+    _Rule("fear", "AU20 (lip stretcher)", 0.5, all_of=("AU20",), support=("AU5", "AU26"), none_of=("AU12",)),
     # Anger: AU4+AU5+AU7+AU23 (EMFACS); AU4+AU7 the SAMM core (anger), but CASME II's criteria
     # list AU4+AU7 under disgust (Yan et al. 2014, Table 3) and its labels follow that.
     _Rule("anger", "AU4+AU5+AU7+AU23/AU24", 0.9, all_of=("AU4", "AU5", "AU7"),
@@ -125,20 +146,27 @@ _RULES: tuple[_Rule, ...] = (
           datasets={"samm": 0.5, **{d: 0.25 for d in _CASME}}),
     _Rule("anger", "AU7 alone", 0.35, all_of=("AU7",), support=("AU43", "AU23", "AU24"),
           datasets={"samm": 0.55, **{d: 0.2 for d in _CASME}}),
-    # Disgust: AU9 or AU10 (EMFACS, CASME II), AU4(+AU7) in CASME II's labels.
-    _Rule("disgust", "AU9+AU10", 0.85, all_of=("AU9", "AU10"), support=("AU4", "AU17", "AU25")),
+    # Disgust: AU9 or AU10 without a smile (EMFACS, CASME II), AU4(+AU7) in CASME II's labels.
+    _Rule("disgust", "AU9+AU10", 0.85, all_of=("AU9", "AU10"), support=("AU4", "AU17", "AU25"), none_of=("AU12",)),
     _Rule("disgust", "AU9 (nose wrinkler)", 0.75, all_of=("AU9",), support=("AU4", "AU17")),
-    _Rule("disgust", "AU10 (upper lip raiser)", 0.7, all_of=("AU10",), support=("AU4", "AU17", "AU25")),
+    _Rule("disgust", "AU10 (upper lip raiser)", 0.7, all_of=("AU10",), support=("AU4", "AU17", "AU25"),
+          none_of=("AU12",)),
     _Rule("disgust", "AU4+AU7 (CASME II criterion)", 0.55, all_of=("AU4", "AU7"),
           datasets={"samm": 0.3, **{d: 0.7 for d in _CASME}}),
     _Rule("disgust", "AU4 alone (CASME II criterion)", 0.35, all_of=("AU4",),
           datasets={"samm": 0.2, **{d: 0.5 for d in _CASME}}),
-    # Sadness: AU1+AU4+AU15 (EMFACS); AU15 alone or AU1+AU4 weaker.
+    # Sadness: AU1+AU4+AU15 (+AU17) (EMFACS); the crying face adds closed eyes (AU43) under raised inner
+    # brows or a raised chin (AU17) under lowered corners; AU15 alone or AU1+AU4 weaker.
     _Rule("sadness", "AU1+AU4+AU15", 0.85, all_of=("AU1", "AU4", "AU15"), support=("AU17", "AU11")),
-    _Rule("sadness", "AU1+AU4 (sad brows)", 0.4, all_of=("AU1", "AU4")),
+    _Rule("sadness", "AU15+AU17 (lowered corners, raised chin)", 0.6, all_of=("AU15", "AU17"), support=("AU1", "AU4")),
+    _Rule("sadness", "AU1+AU4 (sad brows)", 0.55, all_of=("AU1", "AU4"), support=("AU15", "AU17", "AU43")),
+    _Rule("sadness", "AU1+AU43 (crying: inner brows up, eyes shut)", 0.5, all_of=("AU1", "AU43"),
+          support=("AU4", "AU15", "AU17")),
+    _Rule("sadness", "AU4+AU43 (crying: brows drawn together, eyes shut)", 0.5, all_of=("AU4", "AU43"),
+          support=("AU1", "AU15", "AU17")),
     _Rule("sadness", "AU15 (lip corner depressor)", 0.4, all_of=("AU15",), support=("AU17", "AU1")),
     # Repression (CASME II only): AU14, AU15, AU17, AU24 alone or combined (Yan et al. 2014).
-    _Rule("repression", "AU15+AU17", 0.6, all_of=("AU15", "AU17"),
+    _Rule("repression", "AU15+AU17", 0.55, all_of=("AU15", "AU17"),
           datasets={d: 0.7 for d in _CASME}),
     _Rule("repression", "AU14/AU17/AU24 (suppression)", 0.5, any_of=(("AU14", "AU17", "AU24"),),
           datasets={"samm": 0.2, **{d: 0.6 for d in _CASME}}),
@@ -185,8 +213,11 @@ def emotion_candidates(aus: Iterable, *, dataset: str | None = None,
 
     ``aus`` holds :class:`AUOccurrence` objects, ``(code, side, score)`` tuples, dicts with
     ``code``/``side``/``score`` (``present: False`` zeroes the score), or bare codes (score 1).
-    AUs scoring ``<= min_score`` are ignored. A rule's confidence is its strength times the weakest
-    required AU's score, plus 0.05 per supporting AU (times its score), capped at 1.
+    AUs scoring ``<= min_score`` are ignored. The reading is made over the whole AU set: a rule fires
+    only when its required AUs are present and none of its excluded ones (``none_of``: AU10 with AU12 is
+    a broad smile, not disgust); its confidence is its strength times the weakest required AU's score,
+    plus 0.05 per supporting AU (times its score), times ``1 - 0.5 x score`` for each AU of
+    :data:`CONFLICTS` that speaks against the emotion (named in ``rule`` after "against:"), capped at 1.
 
     ``dataset`` ("samm", "casme2", "casme3") switches to that dataset's coding conventions where
     they differ (see :data:`MEGC_TRAIN_AU_FINE_COUNTS`); None uses EMFACS-centred defaults.
@@ -218,6 +249,8 @@ def emotion_candidates(aus: Iterable, *, dataset: str | None = None,
             used.append(max(present, key=lambda c: observed[c][1]))
         if not ok:
             continue
+        if any(c in observed for c in rule.none_of):
+            continue
         sides = [observed[c][0] for c in used]
         if rule.unilateral and not any(s in ("left", "right") for s in sides):
             continue
@@ -226,12 +259,18 @@ def emotion_candidates(aus: Iterable, *, dataset: str | None = None,
         strength = rule.strength
         if ds and rule.datasets and ds in rule.datasets:
             strength = rule.datasets[ds]
+        if strength <= 0:
+            continue
         confidence = strength * min(observed[c][1] for c in used)
         support = [c for c in rule.support if c in observed and c not in used]
         confidence += sum(0.05 * observed[c][1] for c in support)
+        against = [c for c in CONFLICTS.get(rule.fine, {}) if c in observed and c not in used]
+        for c in against:
+            confidence *= 1 - 0.5 * observed[c][1]
         confidence = round(min(confidence, 1.0), 4)
+        name = rule.name + (f", against: {', '.join(against)}" if against else "")
         cand = EmotionCandidate(fine=rule.fine, coarse=FINE_TO_COARSE[rule.fine],
-                                confidence=confidence, rule=rule.name, aus=tuple(used + support))
+                                confidence=confidence, rule=name, aus=tuple(used + support))
         if rule.fine not in best or cand.confidence > best[rule.fine].confidence:
             best[rule.fine] = cand
     # Ties are broken by FINE_CLASSES order so the output is deterministic.

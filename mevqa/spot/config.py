@@ -38,11 +38,6 @@ BLINK_ROIS = ("right_upper_lid", "left_upper_lid", "right_lower_lid", "left_lowe
 LID_NEIGHBOURS = {"right_inner_brow": "right_upper_lid", "right_outer_brow": "right_upper_lid",
                   "right_lower_lid": "right_upper_lid", "left_inner_brow": "left_upper_lid",
                   "left_outer_brow": "left_upper_lid", "left_lower_lid": "left_upper_lid"}
-#: Landmarks that expressions barely move (FaceMesh indices): nose ridge, eye corners, mid-forehead and
-#: the sides of the face at eye level. Head motion is the similarity transform fitted robustly to the
-#: flow there; the nose ridge and inner eye corners alone fix the translation but not the rotation and
-#: scale, and a 1% scale error of the alignment is already a pixel at the chin.
-RIGID_INDICES = (168, 6, 197, 195, 5, 4, 133, 362, 33, 263, 151, 108, 337, 69, 299, 127, 356, 234, 454)
 # Eyelid landmarks (FaceMesh): three (upper, lower) lid-margin pairs and the two corners per eye.
 _LIDS = {"right": (((159, 145), (158, 153), (160, 144)), (33, 133)),
          "left": (((386, 374), (385, 380), (387, 373)), (263, 362))}
@@ -53,15 +48,14 @@ _LIDS = {"right": (((159, 145), (158, 153), (160, 144)), (33, 133)),
 class SpotConfig:
     """Options of :func:`spot`. Times are in seconds, distances in inter-ocular units (IOD).
 
-    The defaults follow the MEGC2022/2024 ROI-flow spotters (windows of 200 frames at 30 fps with 50%
-    overlap, 2 Hz low-pass at 30 fps, top 20-30% of the flow vectors per region, about +-1 s for the
-    local baseline) and the MEGC durations (micro <= 0.5 s, macro 0.5-4 s).
+    The defaults follow the MEGC2022/2024 ROI-flow spotters (2 Hz low-pass at 30 fps, top 20-30% of
+    the flow vectors per region, about +-1 s for the local baseline) and the MEGC durations (micro <=
+    0.5 s, macro 0.5-4 s); references a fixed ``lag_seconds`` back and ahead replace their windows of
+    200 frames, and the noise floor is local (see :mod:`mevqa.spot.spotter`).
     """
 
-    # windows and references
-    window_seconds: float = 6.7      # 200 frames at 30 fps
-    overlap: float = 0.5             # fraction of a window shared with the next one
-    ref_search_seconds: float = 0.6  # a later reference may move this far forward to a quiet frame
+    # references: each frame against the frame this long before and the one this long after
+    lag_seconds: float = 2.0         # longer than the rise and the fall of most expressions
     flow_method: str = "dis"         # see mevqa.motion.flow.FLOW_METHODS
     # regions
     rois: tuple[str, ...] = tuple(ROIS)
@@ -71,7 +65,8 @@ class SpotConfig:
     # detection
     lowpass_hz: float = 2.0          # cut-off of the Gaussian low-pass (same in Hz at any fps)
     baseline_seconds: float = 1.0    # the rise is measured above the minimum within +- this
-    noise_k: float = 4.0             # rise must exceed median + noise_k x 1.4826 MAD of all rises ...
+    noise_seconds: float = 6.0       # the noise floor is estimated over this window around each frame
+    noise_k: float = 6.0             # rise must exceed noise_k x the local flow noise (robust sigma) ...
     min_rise: float = 0.003          # ... and this absolute floor (IOD; 0.23 px in the 224 crop)
     fall_fraction: float = 0.3       # after the apex the signal must fall by this part of the rise
     # boundaries
@@ -97,8 +92,6 @@ class SpotConfig:
     lid_leak: float = 0.2            # part of the upper lid's rise taken off brow and lower-lid rises
 
     def __post_init__(self) -> None:
-        if not 0 <= self.overlap < 1:
-            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
         if self.long_policy not in ("split", "drop"):
             raise ValueError(f"long_policy must be 'split' or 'drop', got {self.long_policy!r}")
         unknown = [r for r in self.rois if r not in ROIS]
@@ -108,7 +101,7 @@ class SpotConfig:
             raise ValueError(f"unknown flow method {self.flow_method!r}; choose from {', '.join(FLOW_METHODS)}")
         if not 0 < self.top_fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
-        for name in ("window_seconds", "lowpass_hz", "boundary_hz", "baseline_seconds", "roi_radius"):
+        for name in ("lag_seconds", "noise_seconds", "lowpass_hz", "boundary_hz", "baseline_seconds", "roi_radius"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 

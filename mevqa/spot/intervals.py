@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mevqa.motion.filters import runs
+from mevqa.motion.filters import lowpass, rolling_noise, runs
 from mevqa.spot.config import SpotConfig
 
 
@@ -57,9 +57,9 @@ def _foot(pos: float, apex: int, q: float) -> float:
     return pos + (pos - apex) * u / (1 - u)
 
 
-def _candidates(x: np.ndarray, xb: np.ndarray, d: np.ndarray, thr: float, fps: float, cfg: SpotConfig,
+def _candidates(x: np.ndarray, xb: np.ndarray, d: np.ndarray, thr: np.ndarray, fps: float, cfg: SpotConfig,
                 roi: int) -> list[_Cand]:
-    """Detections in one region: runs where the rise ``d`` of ``x`` exceeds ``thr``, checked, then
+    """Detections in one region: runs where the rise ``d`` of ``x`` exceeds ``thr`` (per frame), checked, then
     bounded on the lightly smoothed ``xb``."""
     n = len(x)
     half = max(1, round(cfg.baseline_seconds * fps))
@@ -81,7 +81,7 @@ def _candidates(x: np.ndarray, xb: np.ndarray, d: np.ndarray, thr: float, fps: f
         # small event sits above its deepest dip, and a level under the noise is never crossed. Per
         # side, so a clip that is one expression (nothing but the rise on one side) still ends at
         # its neutral frames.
-        pad = cfg.edge_noise * thr
+        pad = cfg.edge_noise * float(thr[p])
         levels, bases = [], []
         for part in (xb[lo:pb + 1], xb[pb:hi + 1]):
             base = float(np.percentile(part, cfg.floor_percentile))
@@ -95,7 +95,7 @@ def _candidates(x: np.ndarray, xb: np.ndarray, d: np.ndarray, thr: float, fps: f
                 pos = float(np.clip(_foot(pos, pb, (level - base) / max(xb[pb] - base, 1e-9)), lo, hi))
             bounds.append(pos)
         on, off = bounds
-        out.append(_Cand(on, p, off, roi, float(d[p] / thr), float(rise)))
+        out.append(_Cand(on, p, off, roi, float(d[p] / thr[p]), float(rise)))
     return out
 
 
@@ -194,13 +194,16 @@ def _split_long(on: float, off: float, curve: np.ndarray, max_len: float, min_ga
     return _split_long(on, float(cut), curve, max_len, min_gap) + _split_long(float(cut), off, curve, max_len, min_gap)
 
 
-def noise_floor(d: np.ndarray, *, k: float) -> float:
-    """Global rise threshold: median + k x 1.4826 MAD of the rises of all regions and frames.
+def local_threshold(raw: np.ndarray, fps: float, *, cutoff_hz: float, seconds: float, k: float,
+                    floor: float) -> np.ndarray:
+    """Per-frame rise threshold (T,): ``k`` x the local flow noise, at least ``floor``.
 
-    Pooled over regions, the estimate stays robust when the whole clip is one expression (a dataset
-    clip): an expression moves a few of the regions, the others still show the noise.
+    The noise is what flow error leaves in the raw per-frame motion above ``cutoff_hz`` (facial
+    actions change slower than that), as a robust sigma (1.4826 MAD) over ``seconds`` around each
+    frame and, per frame, the median over the regions: an expression moves a few regions, the others
+    still show the noise. Local, so a 6 s excerpt and the 20 s clip it came from get the same
+    threshold; from the noise alone, so a clip full of motion does not raise its own bar.
     """
-    v = np.asarray(d, float).ravel()
-    med = float(np.median(v))
-    return med + k * 1.4826 * float(np.median(np.abs(v - med)))
-
+    res = raw - lowpass(raw, fps, cutoff_hz)
+    _, spread = rolling_noise(res, fps, seconds=seconds)
+    return np.maximum(k * np.median(spread, axis=0), floor)

@@ -8,16 +8,8 @@ import numpy as np
 from mevqa.face.landmarks import group_centre, interocular
 from mevqa.motion.filters import running_median, runs
 from mevqa.motion.flow import dense_flow
-from mevqa.spot.config import _LIDS, RIGID_INDICES, ROIS, SpotConfig
-
-
-def window_layout(n: int, fps: float, *, window_seconds: float, overlap: float) -> tuple[int, int, np.ndarray]:
-    """(window, step, segment of each frame). Frame t belongs to the oldest window containing it."""
-    w = max(2, round(window_seconds * fps))
-    s = max(1, round(w * (1 - overlap)))
-    t = np.arange(n)
-    seg = np.where(t < w, 0, (t - w) // s + 1)
-    return w, s, seg
+from mevqa.motion.head import RIGID_INDICES, fit_head_motion, head_displacement
+from mevqa.spot.config import _LIDS, ROIS, SpotConfig
 
 
 def _window_index(centres: np.ndarray, radius: int, size: tuple[int, int]) -> np.ndarray:
@@ -41,92 +33,67 @@ def roi_centres(landmarks: np.ndarray, rois=tuple(ROIS), *, iod: float) -> np.nd
     return np.array(out)
 
 
-def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: SpotConfig = SpotConfig(),
-               rois=None, iod: float | None = None, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw per-ROI motion (R, T) in pixels, the reference of each frame (T,) and its segment (T,).
+def _roi_motion_pair(ref_img, img, lm_ref, rois, *, iod: float, r_roi: int, r_rig: int, top: int,
+                     method: str) -> np.ndarray:
+    """Motion (k,) of each ROI from ``ref_img`` to ``img``: the mean of its ``top`` largest flow
+    magnitudes once the head's similarity motion (:func:`mevqa.motion.head.fit_head_motion` on the flow
+    at the rigid landmarks of ``lm_ref``) is taken off."""
+    h, w = ref_img.shape
+    idx = _window_index(roi_centres(lm_ref, rois, iod=iod), r_roi, (h, w))
+    rig_pts = lm_ref[list(RIGID_INDICES)].astype(float)
+    rig = _window_index(rig_pts, r_rig, (h, w))
+    flat = dense_flow(ref_img, img, method=method).reshape(-1, 2)
+    m = fit_head_motion(rig_pts, rig_pts + flat[rig].mean(axis=1))
+    xy = np.stack([idx % w, idx // w], axis=-1).astype(float)
+    v = flat[idx] - head_displacement(m, xy)
+    mag = np.hypot(v[..., 0], v[..., 1])
+    n_pix = mag.shape[1]
+    return np.partition(mag, n_pix - top, axis=1)[:, n_pix - top:].mean(axis=1)
 
-    One flow per frame, from the frame's window reference (see the module notes); the head's
-    similarity motion, fitted to the flow at :data:`RIGID_INDICES`, is subtracted at every ROI pixel
-    before the magnitudes are taken. ``rois`` defaults to ``config.rois``; ``iod`` is the
-    inter-ocular distance in crop pixels (measured from the landmarks when not given).
+
+def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: SpotConfig = SpotConfig(),
+               rois=None, iod: float | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-ROI motion against the frame ``lag_seconds`` earlier and against the frame as far later.
+
+    Returns (back, ahead), each (R, T) in crop pixels: ``back[:, t]`` is the motion from frame
+    ``t - lag`` to ``t`` (from frame 0 near the start), ``ahead[:, t]`` from ``t`` to ``t + lag`` (to
+    the last frame near the end), both measured in windows around the landmarks of the earlier frame.
+    A reference a fixed time back depends only on the frames near ``t``, never on where the clip
+    starts or how long it is: a 6 s excerpt measures what the 20 s clip measures. ``ahead`` reuses the
+    ``back`` flows (``ahead[t] = back[t + lag]``); only the last ``lag`` frames need flows of their own.
+    ``rois`` defaults to ``config.rois``; ``iod`` is the inter-ocular distance in crop pixels.
     """
     n, h, w = gray.shape
     if iod is None:
         iod = float(np.median(interocular(landmarks)))
     rois = tuple(config.rois if rois is None else rois)
-    k = len(rois)
     r_roi = max(2, round(config.roi_radius * iod))
-    r_rig = max(2, round(config.rigid_radius * iod))
-    n_pix = (2 * r_roi + 1) ** 2
-    top = max(1, math.ceil(config.top_fraction * n_pix))
-    _, step, seg = window_layout(n, fps, window_seconds=config.window_seconds, overlap=config.overlap)
-    search = min(step - 1, round(config.ref_search_seconds * fps))
-    raw = np.zeros((k, n), np.float32)
-    refs = np.zeros(n, int)
-    ref_of_seg: dict[int, int] = {0: 0}
-    cur = -1
-    for t in range(n):
-        m = int(seg[t])
-        if m != cur:
-            if m not in ref_of_seg:
-                # Quietest frame near the nominal reference m*step: least motion against the older
-                # reference, so the new reference is not in the middle of an expression.
-                lo, hi = m * step, min(m * step + search, t - 1)
-                cand = raw[:, lo:hi + 1].mean(axis=0) if hi >= lo else np.zeros(1)
-                ref_of_seg[m] = lo + int(np.argmin(cand))
-            cur, ref = m, ref_of_seg[m]
-            ref_img = gray[ref]
-            lm = landmarks[ref]
-            idx = _window_index(roi_centres(lm, rois, iod=iod), r_roi, (h, w))
-            rig = _window_index(lm[list(RIGID_INDICES)].astype(float), r_rig, (h, w))
-            centre = lm[list(RIGID_INDICES)].mean(axis=0)
-            rig_xy = lm[list(RIGID_INDICES)] - centre
-            roi_xy = np.stack([idx % w, idx // w], axis=-1) - centre
-        refs[t] = ref
-        if t != ref:  # a frame against itself has no flow; frame 0 is filled in below
-            flat = dense_flow(ref_img, gray[t], method=config.flow_method).reshape(-1, 2)
-            a, b, tx, ty = fit_similarity(rig_xy, flat[rig].mean(axis=1))
-            hx = a * roi_xy[..., 0] - b * roi_xy[..., 1] + tx
-            hy = b * roi_xy[..., 0] + a * roi_xy[..., 1] + ty
-            v = flat[idx]
-            mag = np.hypot(v[..., 0] - hx, v[..., 1] - hy)
-            raw[:, t] = np.partition(mag, n_pix - top, axis=1)[:, n_pix - top:].mean(axis=1)
-        if progress is not None and (t % 16 == 0 or t == n - 1):
-            progress(t + 1, n)
+    top = max(1, math.ceil(config.top_fraction * (2 * r_roi + 1) ** 2))
+    opts = dict(iod=iod, r_roi=r_roi, r_rig=max(2, round(config.rigid_radius * iod)), top=top,
+                method=config.flow_method)
+    lag = max(1, round(config.lag_seconds * fps))
+    back = np.zeros((len(rois), n), np.float32)
+    ahead = np.zeros((len(rois), n), np.float32)
+    total = n + min(lag, n) - 1
+    for t in range(1, n):
+        r = max(0, t - lag)
+        back[:, t] = _roi_motion_pair(gray[r], gray[t], landmarks[r], rois, **opts)
+        if t - lag >= 0:
+            ahead[:, t - lag] = back[:, t]
+        if progress is not None and (t % 16 == 0):
+            progress(round(t * n / total), n)
+    for t in range(max(0, n - lag), n - 1):  # the last lag frames: ahead to the last frame
+        ahead[:, t] = _roi_motion_pair(gray[t], gray[n - 1], landmarks[t], rois, **opts)
+    if progress is not None:
+        progress(n, n)
     if n > 1:
-        # The first frame is its own reference: give it the flow noise level of its neighbour rather
-        # than an exact zero that every later frame would "rise" above.
-        raw[:, 0] = raw[:, 1]
-    return raw, refs, seg
+        # A frame against itself has no flow: give the ends their neighbour's noise level rather than
+        # an exact zero that every other frame would "rise" above.
+        back[:, 0] = back[:, 1]
+        ahead[:, n - 1] = ahead[:, n - 2]
+    return back, ahead
 
 
-def fit_similarity(xy: np.ndarray, uv: np.ndarray, *, iterations: int = 4) -> tuple[float, float, float, float]:
-    """Robust small similarity motion u = [a x - b y + tx, b x + a y + ty] fitted to flows ``uv`` at ``xy``.
-
-    Iteratively reweighted least squares with Tukey's biweight (cut-off 4.685 robust sigmas), started
-    from the median translation, so the few rigid points an expression does move are voted out.
-    """
-    x, y = xy[:, 0].astype(float), xy[:, 1].astype(float)
-    k = len(x)
-    m = np.zeros((2 * k, 4))
-    m[:k, 0], m[:k, 1], m[:k, 2] = x, -y, 1
-    m[k:, 0], m[k:, 1], m[k:, 3] = y, x, 1
-    rhs = np.concatenate([uv[:, 0], uv[:, 1]]).astype(float)
-    p = np.array([0.0, 0.0, *np.median(uv, axis=0)])
-    for _ in range(iterations):
-        r = (m @ p - rhs).reshape(2, k)
-        dist = np.hypot(r[0], r[1])
-        s = max(1.4826 * np.median(dist), 0.02)  # 0.02 px: below that, everything is an inlier
-        w = np.clip(1 - (dist / (4.685 * s)) ** 2, 0, None) ** 2
-        ww = np.concatenate([w, w])
-        a = m.T @ (m * ww[:, None])
-        if np.linalg.cond(a) > 1e8:
-            break
-        p = np.linalg.solve(a, m.T @ (rhs * ww))
-    return float(p[0]), float(p[1]), float(p[2]), float(p[3])
-
-
-# -- blinks ---------------------------------------------------------------------------------------
 def lid_openings(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How far the upper and the lower lid margins stand from the line through the eye corners.
 

@@ -1,27 +1,34 @@
 """Micro- and macro-expression spotting from ROI optical flow.
 
 The design follows the classic ROI-flow spotters that won the MEGC2022 spotting task and the MEGC2024
-cross-cultural spotting task (the field notes in ARCHITECTURE.md): optical flow from the first frame of a sliding
-window to every later frame; small regions of interest (inner and outer brows, upper and lower lids,
-nose wings, cheeks, mouth corners, lips, chin); per region the mean of the largest 20-30% flow
-magnitudes once the head's own motion is taken off; a low-pass filter (2 Hz); a rise above the local
-minimum within about +-1 s that must also clear a robust noise floor (median + k MAD); boundaries
-walked down toward the neighbouring valleys; detections of several regions merged into one interval;
-micro versus macro by duration (MEGC: micro <= 0.5 s, macro up to 4 s). The older whole-face
-baseline of MEGC2020 (MDMD, F1 about 0.04 on CAS(ME)^2) shows why the regions matter.
+cross-cultural spotting task (the field notes in ARCHITECTURE.md): optical flow against reference frames;
+small regions of interest (inner and outer brows, upper and lower lids, nose wings, cheeks, mouth
+corners, lips, chin); per region the mean of the largest 20-30% flow magnitudes once the head's own
+motion is taken off; a low-pass filter (2 Hz); a rise above the local minimum within about +-1 s that
+must also clear a noise floor; boundaries walked down toward the neighbouring valleys; detections of
+several regions merged into one interval; micro versus macro by duration (MEGC: micro <= 0.5 s, macro
+up to 4 s). The older whole-face baseline of MEGC2020 (MDMD, F1 about 0.04 on CAS(ME)^2) shows why the
+regions matter.
 
 Where this implementation differs, and why:
 
-- Head motion is a similarity transform fitted robustly (Tukey IRLS) to the flow at rigid landmarks
-  (nose ridge, eye corners, forehead, face sides), not only the translation of the nose ridge: the
-  alignment's residual scale and roll jitter grows with the distance from the eyes and, left in,
-  shows up as false motion at the chin and lips.
-- One flow per analysed frame (DIS, about 3 ms at 224x224). Windows of ``window_seconds`` start
-  every ``window_seconds * (1 - overlap)``; each frame is compared with the reference of the *oldest*
-  window that still contains it, so the reference is always at least ``window_seconds * (1 -
-  overlap)`` earlier (3.3 s by default): any expression shorter than that is measured against a frame
-  before its onset, and slow drift cannot build up over more than one window. References after the
-  first are moved to the quietest frame near their nominal place, so none falls inside an expression.
+- **Clip-independent measurement.** Those spotters compare each frame with the first frame of a
+  sliding window (200 frames), so what a frame measures depends on where the windows fall, that is on
+  where the clip starts: the same laugh measured 0.68 IOD in a 20 s clip and 0.32 in a 6 s excerpt.
+  Here each frame is compared with the frame ``lag_seconds`` (2 s) before it and with the frame as
+  far after it (:func:`mevqa.spot.signals.roi_motion`; the second reuses the first's flows), and the
+  smaller of the two is the face's departure from both: an expression that rises and falls within the
+  lag keeps its own shape on a neutral face at either end, and nothing outside [t - lag, t + lag]
+  affects frame t. Motion is in inter-ocular distances (IOD) of the aligned crop.
+- **A local noise floor.** The threshold at each frame is ``noise_k`` robust sigmas (1.4826 MAD over
+  ``noise_seconds`` around the frame, median over the regions) of the raw motion's part above
+  ``boundary_hz``, i.e. of the flow's own error, at least ``min_rise``
+  (:func:`mevqa.spot.intervals.local_threshold`): not a quantile of the whole clip's motion, which a
+  clip full of expressions raises and a quiet excerpt lowers.
+- Head motion is the one head-motion model (:mod:`mevqa.motion.head`: a robust similarity fitted
+  to the flow at rigid landmarks), removed at every ROI pixel: the alignment's residual scale and
+  roll jitter grows with the distance from the eyes and, left in, shows up as false motion at the
+  chin and lips.
 - Boundaries are found on a lightly smoothed copy (5 Hz) and moved out to where a smooth (raised-
   cosine) rise would have left the noise; the 2 Hz signal only detects.
 - Eye blinks, the classic false positive of flow spotters, are found from the eyelid landmarks (the
@@ -46,7 +53,7 @@ from mevqa.io.video import Clip
 from mevqa.motion.filters import GAUSS_3DB, local_baseline, lowpass
 from mevqa.motion.frontend import FrontEnd, FrontEndConfig, run_frontend
 from mevqa.spot.config import BLINK_ROIS, LID_NEIGHBOURS, SpotConfig
-from mevqa.spot.intervals import _Cand, _candidates, _group, _resolve, _split_long, noise_floor
+from mevqa.spot.intervals import _Cand, _candidates, _group, _resolve, _split_long, local_threshold
 from mevqa.spot.signals import detect_blinks, roi_motion
 
 
@@ -137,9 +144,9 @@ class SpotResult:
 def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -> SpotResult:
     """Spot micro- and macro-expressions in a tracked, aligned clip.
 
-    Steps: per-region motion against the window references (:func:`roi_motion`); low-pass; the rise
-    above the local minimum within +-``baseline_seconds``; one threshold, the larger of a robust noise
-    floor over all regions and frames (:func:`noise_floor`) and ``min_rise``; detections per region
+    Steps: per-region motion against the frames ``lag_seconds`` back and ahead (:func:`roi_motion`);
+    low-pass; the smaller of the two; the rise above the local minimum within +-``baseline_seconds``;
+    a per-frame threshold from the local flow noise (:func:`local_threshold`), at least ``min_rise``; detections per region
     (a rise over the threshold that falls again), bounded toward the neighbouring valleys; blink and
     lid-leak checks; detections merged across regions (:func:`_group`, :func:`_resolve`); longer than
     ``macro_max_seconds`` split or dropped; micro or macro by duration. ``progress`` is an optional
@@ -153,17 +160,21 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
     names = list(cfg.rois)
     # The lid rule needs the upper-lid windows even when they are not detection regions.
     aux = sorted({LID_NEIGHBOURS[r] for r in names if r in LID_NEIGHBOURS} - set(names))
-    raw_all, refs, seg = roi_motion(faces.gray, faces.landmarks, fps, config=cfg, rois=names + aux, iod=iod,
-                                    progress=progress)
-    x_all = lowpass(raw_all, fps, cfg.lowpass_hz, segments=seg)
-    xb_all = lowpass(raw_all, fps, cfg.boundary_hz, segments=seg)
+    back, ahead = roi_motion(faces.gray, faces.landmarks, fps, config=cfg, rois=names + aux, iod=iod,
+                             progress=progress)
+    # Motion against the frame lag_seconds back and against the frame as far ahead; the smaller of
+    # the two is the face's departure from both: an expression shorter than the lag rises and falls
+    # in it with its own shape, on a neutral face at either end.
+    x_all = np.minimum(lowpass(back, fps, cfg.lowpass_hz), lowpass(ahead, fps, cfg.lowpass_hz))
+    xb_all = np.minimum(lowpass(back, fps, cfg.boundary_hz), lowpass(ahead, fps, cfg.boundary_hz))
     half = max(1, round(cfg.baseline_seconds * fps))
-    d_all = x_all - local_baseline(x_all, half, segments=seg)
+    d_all = x_all - local_baseline(x_all, half)
     k = len(names)
     x, xb, d = x_all[:k], xb_all[:k], d_all[:k]
     lid_rise = dict(zip(names + aux, d_all))
-    # One threshold for all regions (kept per region so that per-region floors could come back).
-    thr = np.full(k, max(noise_floor(d, k=cfg.noise_k), cfg.min_rise * iod))
+    # One threshold per frame for all regions, from the local flow noise (clip-independent).
+    thr = local_threshold(back[:k], fps, cutoff_hz=cfg.boundary_hz, seconds=cfg.noise_seconds, k=cfg.noise_k,
+                          floor=cfg.min_rise * iod)
 
     blinks = detect_blinks(faces.landmarks, fps, max_seconds=cfg.blink_max_seconds,
                            drop=cfg.blink_drop) if cfg.suppress_blinks else []
@@ -174,21 +185,21 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
 
     cands: list[_Cand] = []
     for r, name in enumerate(names):
-        for c in _candidates(x[r], xb[r], d[r], thr[r], fps, cfg, r):
+        for c in _candidates(x[r], xb[r], d[r], thr, fps, cfg, r):
             if cfg.suppress_blinks:
                 if name in BLINK_ROIS and in_blink[c.apex]:
                     continue  # a blink explains it
                 lid = LID_NEIGHBOURS.get(name)
                 if lid is not None:
                     lo, hi = int(math.floor(c.onset)), int(math.ceil(c.offset)) + 1
-                    if (d[r, lo:hi] - cfg.lid_leak * lid_rise[lid][lo:hi]).max() < thr[r]:
+                    if (d[r, lo:hi] - cfg.lid_leak * lid_rise[lid][lo:hi] - thr[lo:hi]).max() < 0:
                         continue  # no more than the upper lid's motion leaking into this window
             cands.append(c)
 
-    ratio = d / thr[:, None]
+    ratio = d / thr[None, :]
     lead = np.argmax(ratio, axis=0)
     combined = d[lead, np.arange(n)]
-    threshold = thr[lead]
+    threshold = thr
 
     intervals = []
     min_len = cfg.min_seconds * fps
@@ -214,7 +225,7 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
                 contrib[names[c.roi]] = max(contrib.get(names[c.roi], 0.0), c.rise)
             if not contrib:  # a piece of a split interval: each region's rise within it
                 contrib = {names[r]: float(d[r, lo:hi + 1].max()) for r in range(k)
-                           if d[r, lo:hi + 1].max() >= cfg.member_fraction * thr[r]}
+                           if d[r, lo:hi + 1].max() >= cfg.member_fraction * thr[lo:hi + 1].min()}
             intervals.append(_to_clip(front, a, apex, b, score, contrib, cfg))
     intervals.sort(key=lambda iv: iv.onset)
 

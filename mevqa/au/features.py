@@ -1,0 +1,364 @@
+"""Per-AU measurements between an onset and an apex frame: flow (micro scale), landmark geometry and
+blendshapes (macro scale), each with a noise level measured at the same place in the same clip.
+
+Flow
+----
+Dense flow (:func:`mevqa.motion.flow.dense_flow`, DIS by default) from the aligned **onset** crop to the
+aligned **apex** crop, averaged over the pairs onset-r..onset x apex-r..apex+r, minus the rigid head
+motion of the one head-motion model (:func:`mevqa.motion.flow.remove_head_motion`: a robust similarity
+on the rigid landmarks). The flow is averaged in small windows (radius in inter-ocular units, IOD)
+around the landmarks of each AU's region and projected on the direction in which FACS says that AU
+moves the skin (Ekman, Friesen & Hager 2002). An AU answers to its **own** region moving **relative to
+its neighbourhood**: where a neighbouring action moves the same skin, the rule counts only motion
+beyond the neighbour's (AU1/AU2, AU9/AU10, AU5/AU43 vs the brow, AU7 vs the cheek, AU10 vs the lip
+corner, AU25 vs the jaw), and the lip-corner AUs (AU12 up and out, AU20 out, AU15 down, AU14 in) each
+accept only motion inside their own cone of directions, measured relative to the lip line beside the
+corner (so an opening jaw or a rising mouth is not a corner action, and laughter keeps its AU12).
+
+Noise
+-----
+The same measurements on a **null pair**: the onset frame against the frame 0.1 s before it. The
+robust spread of the null measurements over all AUs and sides (1.4826 MAD) is
+the local noise of this clip at this time (compression, lighting, ongoing motion); thresholds are a
+multiple of it, so nothing calibrated on one kind of footage decides on another.
+
+Macro scale
+-----------
+Landmark geometry (lip corners relative to the lip line, the inner-lip gap for AU25, nose-to-chin for
+AU26, the eye aperture for AU43), and the Face Landmarker's blendshape scores where the front end has
+them (:data:`BLENDSHAPE_AUS`): their change from onset to apex, and their level at the apex (an action
+held through the interval, as in laughter, changes little between onset and apex).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from mevqa.au.config import AUConfig
+from mevqa.au.results import AU_CODES, MIDLINE_AUS, SIDES, AUError
+from mevqa.face.landmarks import LANDMARK_GROUPS
+from mevqa.motion.flow import FLOW_METHODS, dense_flow, remove_head_motion, sample_points
+from mevqa.motion.head import RIGID_INDICES, fit_head_motion
+
+_SIGN = {"right": -1.0, "left": 1.0}  # image x of "outward" on each side (subject's left = image right)
+#: AUs that also use landmark geometry: the mouth, whose lips part and whose teeth appear (flow breaks
+#: down there in open-mouth laughter), and eye closure.
+GEOMETRY_AUS = frozenset({"AU12", "AU14", "AU15", "AU20", "AU25", "AU26", "AU43"})
+#: AU -> Face Landmarker blendshapes (right, left; subject's own sides; one name = midline), after the
+#: ARKit blendshape definitions and their usual FACS correspondences (browInnerUp AU1, browOuterUp AU2,
+#: browDown AU4, eyeWide AU5, cheekSquint AU6, eyeSquint AU7, noseSneer AU9, mouthUpperUp AU10,
+#: mouthSmile AU12, mouthDimple AU14, mouthFrown AU15, mouthShrugLower AU17, mouthStretch AU20, jawOpen
+#: AU26, eyeBlink AU43). AU25 has none (lips part is read from the landmarks).
+BLENDSHAPE_AUS: dict[str, tuple[str, str]] = {
+    "AU1": ("browInnerUp", "browInnerUp"), "AU2": ("browOuterUpRight", "browOuterUpLeft"),
+    "AU4": ("browDownRight", "browDownLeft"), "AU5": ("eyeWideRight", "eyeWideLeft"),
+    "AU6": ("cheekSquintRight", "cheekSquintLeft"), "AU7": ("eyeSquintRight", "eyeSquintLeft"),
+    "AU9": ("noseSneerRight", "noseSneerLeft"), "AU10": ("mouthUpperUpRight", "mouthUpperUpLeft"),
+    "AU12": ("mouthSmileRight", "mouthSmileLeft"), "AU14": ("mouthDimpleRight", "mouthDimpleLeft"),
+    "AU15": ("mouthFrownRight", "mouthFrownLeft"), "AU17": ("mouthShrugLower", "mouthShrugLower"),
+    "AU20": ("mouthStretchRight", "mouthStretchLeft"), "AU26": ("jawOpen", "jawOpen"),
+    "AU43": ("eyeBlinkRight", "eyeBlinkLeft"),
+}
+
+# -- regions ------------------------------------------------------------------------------------
+# MediaPipe FaceMesh indices not in face.LANDMARK_GROUPS (lip halves; subject's own sides).
+_EXTRA_GROUPS: dict[str, tuple[int, ...]] = {
+    "right_upper_lip": (37, 39, 40, 81, 82),
+    "left_upper_lip": (267, 269, 270, 311, 312),
+    "upper_lip_mid": (0, 37, 267),
+    "lower_lip_mid": (17, 84, 314),
+    # the inner lip line next to each corner (its reference, see _mouth_reference): the outer
+    # vermilion borders move toward each other when the lips press or thin, the lip line does not
+    "right_upper_lip_mid": (13, 82),
+    "left_upper_lip_mid": (13, 312),
+    "right_lower_lip_mid": (14, 87),
+    "left_lower_lip_mid": (14, 317),
+    "nose_tip": (1, 4, 2),
+    "right_upper_lid_mid": (159, 158, 160),
+    "left_upper_lid_mid": (386, 385, 387),
+    "right_lower_lid_mid": (145, 144, 153),
+    "left_lower_lid_mid": (374, 373, 380),
+    "upper_inner_lip": (13, 82, 312),
+    "lower_inner_lip": (14, 87, 317),
+    "chin_tip": (152, 175),
+}
+
+
+def _idx(name: str) -> list[int]:
+    return list(LANDMARK_GROUPS.get(name) or _EXTRA_GROUPS[name])
+
+
+
+@dataclass
+class AUFeatures:
+    """Per-AU measurements before thresholds: (n_aus, 2) arrays, columns (right, left), subject's own
+    sides (midline AUs repeat their value).
+
+    ``flow``, ``geometry``: displacement in IOD along the AU's direction; ``blend``: blendshape score
+    change onset -> apex; ``state``: the highest blendshape score from onset to apex, ``grown``: how far
+    above its onset level (NaN where the front end has no
+    blendshapes). ``noise``, ``geometry_noise``, ``blend_noise``: robust spread of the same measurement
+    on the null pair (see the module notes); ``rigid``: RMS flow left at the rigid points (IOD).
+    """
+
+    codes: tuple[str, ...]
+    flow: np.ndarray
+    geometry: np.ndarray
+    blend: np.ndarray | None = None
+    state: np.ndarray | None = None
+    grown: np.ndarray | None = None
+    noise: float = 0.0
+    geometry_noise: float = 0.0
+    blend_noise: float = 0.0
+    rigid: float = 0.0
+
+    def vector(self, config: AUConfig | None = None) -> np.ndarray:
+        """Flat feature vector for :func:`mevqa.au.linear.fit_linear`: per AU the stronger and the weaker
+        side's flow, geometry and blendshape change, the first two divided by their thresholds (features
+        of different AUs share a scale, and a one-sided AU looks the same on either side); then the noise."""
+        config = config or AUConfig()
+        t_flow = max(config.flow_floor, config.noise_k * self.noise)
+        t_geo = max(config.geometry_floor, config.noise_k * self.geometry_noise)
+        f, g = self.flow / t_flow, self.geometry / t_geo
+        b = np.nan_to_num(self.blend if self.blend is not None else np.zeros_like(f)) / config.blend_change
+        per_au = np.stack([f.max(1), f.min(1), g.max(1), g.min(1), b.max(1), b.min(1)], axis=1).ravel()
+        return np.append(per_au, self.noise / config.flow_floor)
+
+    @staticmethod
+    def names(codes: Sequence[str] = AU_CODES) -> list[str]:
+        return [f"{c}_{kind}_{which}" for c in codes for kind in ("flow", "geometry", "blend")
+                for which in ("max", "min")] + ["noise"]
+
+
+def _cone(v: np.ndarray, direction: tuple[float, float], half_width_deg: float) -> float:
+    """Motion along ``direction`` minus its off-axis part scaled so that motion outside the cone
+    ``direction +- half_width`` counts as zero or less: it keeps one AU's motion from another's."""
+    d = np.asarray(direction, float)
+    d /= np.linalg.norm(d)
+    along = float(v @ d)
+    across = abs(float(v[0] * -d[1] + v[1] * d[0]))
+    return along - across / math.tan(math.radians(half_width_deg))
+
+
+def _side_dir(side: str, out: float, up: float) -> tuple[float, float]:
+    """Image-space direction from (outward, upward) components on one side of the face."""
+    return (_SIGN[side] * out, -up)
+
+
+# Lip-corner AUs as (outward, upward) directions and cone half-widths (degrees), from FACS's
+# descriptions of the muscles: AU12 obliquely up and out along the zygomatic major (45 degrees), AU20
+# out and a little down (risorius with platysma: the lips are elongated, the lower lip stretched down),
+# AU15 straight down (depressor anguli oris), AU14 straight in (buccinator). The cones leave no gap
+# around the corner and overlap only between AU12 and AU20 near the horizontal, where both score little.
+_CORNER_AUS = {"AU12": ((1.0, 1.0), 45.0), "AU20": ((1.0, -0.25), 30.0),
+               "AU15": ((0.0, -1.0), 45.0), "AU14": ((-1.0, 0.0), 45.0)}
+#: Where windows sit relative to their landmarks, (outward, downward) in IOD: lid windows on the
+#: skin just outside the margin (the eyeball under a lid does not move), chin halves for AU17.
+_OFFSETS = {"upper_lid": (0.0, -0.03), "lower_lid": (0.0, 0.04), "chin": (0.2, 0.0)}
+
+
+def _mouth_reference(upper: np.ndarray, lower: np.ndarray, jaw_coupling: float) -> np.ndarray:
+    """Motion of the point on the mouth's midline that the lip corners are measured from.
+
+    Not the eyes: when the whole mouth rises (a chin raise with a raised upper lip, as in crying)
+    the corners rise with it and that is no smile. A point ``jaw_coupling`` of the way from the upper to
+    the lower lip follows an opening jaw as far as the corners do (they sit between the lips), so AU12
+    survives open-mouth laughter and a dropped jaw does not read as AU15. A lower lip pushed up past the
+    upper lip (AU17) counts as following the upper lip.
+    """
+    low_y = max(float(lower[1]), float(upper[1]))
+    return np.array([0.0, (1 - jaw_coupling) * float(upper[1]) + jaw_coupling * low_y])
+
+
+def _evidence(disp, side: str, code: str, jaw_coupling: float) -> float:
+    """Displacement of an AU's region along its direction, relative to its neighbourhood (IOD units).
+
+    ``disp(name)`` gives the mean displacement (2,) of a landmark group, head motion removed. Where a
+    neighbouring action moves the same skin, only motion beyond the neighbour's counts (coefficient 1:
+    the region must move more than the neighbour that could have dragged it).
+    """
+    up = lambda v: -float(v[1])  # noqa: E731 - image y grows downwards
+    out = lambda v: _SIGN[side] * float(v[0])  # noqa: E731
+    s = side + "_"
+    if code in ("AU1", "AU2"):
+        inner, outer = up(disp(s + "inner_brow")), up(disp(s + "outer_brow"))
+        a, b = (inner, outer) if code == "AU1" else (outer, inner)
+        own = a - max(0.0, b - a)  # raised, less what the other part's larger rise explains
+        # AU1 also counts raised relative to the outer brow: AU4 pulls the whole brow down under the
+        # AU1 of fear and sadness.
+        return max(own, a - b) if code == "AU1" else own
+    if code == "AU4":
+        # FACS: the brows are lowered and drawn together; either part of the pull counts
+        return max(-up(disp(s + "brow")), -out(disp(s + "inner_brow")))
+    if code == "AU5":
+        return up(disp(s + "upper_lid")) - max(0.0, up(disp(s + "brow")))
+    if code == "AU43":
+        return -up(disp(s + "upper_lid")) - max(0.0, -up(disp(s + "brow")))
+    if code == "AU6":
+        # The cheek rises beyond what the lower lid's own rise (AU7) and half the lip corner's rise
+        # (AU12 drags the cheek skin, less than the corner it pulls) explain.
+        cheek, lid = up(disp(s + "cheek")), up(disp(s + "lower_lid"))
+        return cheek - 0.5 * max(0.0, up(disp(s + "mouth_corner"))) - max(0.0, lid - cheek)
+    if code == "AU7":
+        lid, cheek = up(disp(s + "lower_lid")), up(disp(s + "cheek"))
+        return lid - max(0.0, cheek)
+    if code in ("AU9", "AU10"):
+        nose, lip = up(disp(s + "nose_wing")), up(disp(s + "upper_lip"))
+        a, b = (nose, lip) if code == "AU9" else (lip, nose)
+        own = a - max(0.0, b - a)
+        if code == "AU10":  # a lip corner rising more than the lip beside it is AU12 dragging the lip
+            own -= max(0.0, up(disp(s + "mouth_corner")) - lip)
+        return own
+    if code in _CORNER_AUS:
+        c = disp(s + "mouth_corner") - _mouth_reference(disp(s + "upper_lip_mid"), disp(s + "lower_lip_mid"),
+                                                          jaw_coupling)
+        (o, u), width = _CORNER_AUS[code]
+        return _cone(c, _side_dir(side, o, u), width)
+    if code == "AU17":
+        return up(disp(s + "chin"))
+    if code == "AU25":
+        # lips apart by more than the jaw opens them (AU26 drops the chin with the lip); an upper lip
+        # raised on its own (AU10) counts only as far as the lower lip drops too
+        low, upper = -up(disp("lower_lip_mid")), up(disp("upper_lip_mid"))
+        return low + min(upper, max(0.0, low)) - max(0.0, -up(disp("chin")))
+    if code == "AU26":
+        return -up(disp("chin"))
+    raise KeyError(code)
+
+
+def _geometry(p0: np.ndarray, p1: np.ndarray, side: str, code: str, jaw_coupling: float) -> float:
+    """Change of landmark geometry from onset (p0) to apex (p1) for one of :data:`GEOMETRY_AUS` on
+    one side, in IOD units (landmarks already in IOD units, head motion removed)."""
+    def c(p, name):
+        return p[_idx(name)].mean(axis=0)
+
+    def d(name):
+        return c(p1, name) - c(p0, name)
+
+    s = side + "_"
+    if code in _CORNER_AUS:  # as in _evidence: relative to the lip line beside the corner
+        rel = d(s + "mouth_corner") - _mouth_reference(d(s + "upper_lip_mid"), d(s + "lower_lip_mid"), jaw_coupling)
+        (o, u), width = _CORNER_AUS[code]
+        return _cone(rel, _side_dir(side, o, u), width)
+    if code == "AU43":  # the eye aperture shrinks
+        return -(d(s + "lower_lid_mid")[1] - d(s + "upper_lid_mid")[1])
+    if code == "AU25":  # the inner lips part
+        return d("lower_inner_lip")[1] - d("upper_inner_lip")[1]
+    if code == "AU26":  # the chin moves away from the nose tip
+        return d("chin_tip")[1] - d("nose_tip")[1]
+    raise KeyError(code)
+
+
+# -- measuring ----------------------------------------------------------------------------------------
+def _flow_pairs(front, refs, targets, method: str, radius: int) -> np.ndarray:
+    """Mean flow over every (reference, target) pair, each with the head's motion (fitted at the rigid
+    points of its reference frame) removed."""
+    gray = front.faces.gray
+    flows = [remove_head_motion(dense_flow(gray[r], gray[j], method=method), front.head_points(r), radius=radius)
+             for r in refs for j in targets]
+    return np.mean(flows, axis=0).astype(np.float32)
+
+
+def _flow_measure(flow: np.ndarray, lm0: np.ndarray, iod: float, radius: int, jaw_coupling: float) -> np.ndarray:
+    """(n_aus, 2) flow evidence of every AU and side, windows placed on the landmarks ``lm0``."""
+    cache: dict[str, np.ndarray] = {}
+
+    def disp(name: str) -> np.ndarray:
+        if name not in cache:
+            side, _, region = name.partition("_")
+            off = _OFFSETS.get(region, (0.0, 0.0)) if side in _SIGN else (0.0, 0.0)
+            group = region if region == "chin" else name
+            pts = lm0[_idx(group)] + iod * np.array([_SIGN.get(side, 0.0) * off[0], off[1]])
+            cache[name] = sample_points(flow, pts, radius=radius).mean(axis=0) / iod
+        return cache[name]
+
+    out = np.zeros((len(AU_CODES), 2))
+    for k, code in enumerate(AU_CODES):
+        for j, side in enumerate(SIDES):
+            out[k, j] = out[k, 0] if (code in MIDLINE_AUS and j == 1) else _evidence(disp, side, code, jaw_coupling)
+    return out
+
+
+def _geometry_measure(p0: np.ndarray, p1: np.ndarray, rigid: Sequence[int], iod: float,
+                      jaw_coupling: float) -> np.ndarray:
+    """(n_aus, 2) geometry evidence from landmarks ``p0`` to ``p1`` (crop pixels), head motion removed."""
+    m = fit_head_motion(p1[list(rigid)], p0[list(rigid)])
+    p1 = p1 @ m[:, :2].T + m[:, 2]
+    q0, q1 = p0 / iod, p1 / iod
+    out = np.zeros((len(AU_CODES), 2))
+    for k, code in enumerate(AU_CODES):
+        if code not in GEOMETRY_AUS:
+            continue
+        for j, side in enumerate(SIDES):
+            out[k, j] = out[k, 0] if (code in MIDLINE_AUS and j == 1) else _geometry(q0, q1, side, code, jaw_coupling)
+    return out
+
+
+def _blendshapes(track, i: int) -> np.ndarray | None:
+    """(n_aus, 2) blendshape scores mapped to AUs at analysis frame ``i`` (mean of i-1..i+1), or None."""
+    bs = getattr(track, "blendshapes", None)
+    if bs is None:
+        return None
+    names = list(track.blendshape_names)
+    row = np.nanmean(bs[max(0, i - 1):i + 2], axis=0)
+    out = np.full((len(AU_CODES), 2), np.nan)
+    for k, code in enumerate(AU_CODES):
+        if code in BLENDSHAPE_AUS:
+            out[k] = [row[names.index(n)] for n in BLENDSHAPE_AUS[code]]
+    return out
+
+
+def _spread(x: np.ndarray) -> float:
+    """Robust sigma (1.4826 MAD about zero) of measurements that should be zero."""
+    v = np.abs(np.asarray(x, float)[np.isfinite(x)])
+    return float(1.4826 * np.median(v)) if v.size else 0.0
+
+
+def measure(front, i0: int, i1: int, config: AUConfig) -> tuple[AUFeatures, np.ndarray]:
+    """Measurements between analysis frames i0 (onset) and i1 (apex), and the mean flow."""
+    if config.flow_method not in FLOW_METHODS:
+        raise AUError(f"unknown flow method {config.flow_method!r} (choose from {', '.join(FLOW_METHODS)})")
+    faces = front.faces
+    iod = float(front.interocular_px)
+    n = len(faces)
+    radius = max(1, int(round(config.window * iod)))
+    # Every (reference, target) pair from onset-r..onset to apex-r..apex+r: sensor noise and flow
+    # error average out over the pairs, while a micro-expression's apex plateau loses little.
+    lo, hi = max(i0 + 1, i1 - config.apex_radius), min(n - 1, i1 + config.apex_radius)
+    targets = range(lo, hi + 1) if i1 > i0 else [i1]
+    refs = range(max(0, i0 - config.onset_radius), i0 + 1)
+    flow = _flow_pairs(front, refs, targets, config.flow_method, radius)
+    lm = faces.landmarks
+    fl = _flow_measure(flow, lm[i0], iod, radius, config.jaw_coupling)
+    # The null pair: the onset against the frame 0.1 s before it (the first frames when the onset is the
+    # clip's first). Short, so that it measures the flow's error here, not an expression under way.
+    gap = max(1, round(0.1 * front.fps))
+    j0, j1 = (max(0, i0 - gap), i0) if i0 > 0 else (0, min(gap, n - 1))
+    null_flow = _flow_pairs(front, [j0], [j1], config.flow_method, radius)
+    null_fl = _flow_measure(null_flow, lm[j0], iod, radius, config.jaw_coupling)
+
+    def pts(i):  # landmarks averaged over +-1 frame (tracker jitter)
+        return lm[max(0, i - 1):min(n, i + 2)].mean(axis=0)
+    geo = _geometry_measure(pts(i0), pts(i1), RIGID_INDICES, iod, config.jaw_coupling)
+    null_geo = _geometry_measure(pts(j0), pts(j1), RIGID_INDICES, iod, config.jaw_coupling)
+    rows = [k for k, c in enumerate(AU_CODES) if c in GEOMETRY_AUS]
+
+    b0, b1, bn = _blendshapes(front.track, i0), _blendshapes(front.track, i1), _blendshapes(front.track, j0)
+    blend = state = grown = None
+    blend_noise = 0.0
+    if b0 is not None and b1 is not None:
+        # The state is the highest level between onset and apex: the apex (the frame of most motion)
+        # can catch a laughing mouth opened past its smile, which is still in the interval.
+        rise = np.stack([_blendshapes(front.track, i) for i in range(i0, i1 + 1)])
+        state = np.where(np.isnan(rise).all(axis=0), np.nan, np.nanmax(np.nan_to_num(rise, nan=-np.inf), axis=0))
+        blend = b1 - b0
+        grown = state - b0
+        blend_noise = _spread(b0 - bn) if bn is not None else 0.0
+    head = front.head_points(i0)
+    rigid = float(np.sqrt((sample_points(flow, head, radius=radius) ** 2).sum(-1).mean()) / iod)
+    feats = AUFeatures(AU_CODES, fl, geo, blend, state, grown, noise=_spread(null_fl),
+                       geometry_noise=_spread(null_geo[rows]), blend_noise=blend_noise, rigid=rigid)
+    return feats, flow

@@ -1,0 +1,100 @@
+"""Per-AU decisions from the measurements of :mod:`mevqa.au.features`: fusion, sides and intensity.
+
+Fusion
+------
+Every measurement is turned into evidence in units of its own threshold: flow over
+``max(floor, noise_k x flow noise)``, geometry over ``max(geometry_floor, noise_k x geometry noise)``,
+blendshape change over ``max(blend_change, noise_k x blendshape noise)``, blendshape level at the apex
+over ``blend_state`` (its highest level from onset to apex, and only where it grew above the onset's
+by a third of ``blend_change``: the resting face's own slight smile is not an action). Each is multiplied by its weight (:data:`mevqa.au.config.DEFAULT_WEIGHTS`) and the
+AU's evidence on a side is the strongest of them: flow sees sub-pixel micro-expressions that blendshapes
+miss (a 2 px brow raise changes them by 0.01-0.07), blendshapes and geometry see large actions where flow
+breaks down (lips parting over teeth). Where a region moves more than ``macro_flow`` (a displacement the
+blendshape model sees) but the AU's blendshape did not rise from onset to apex, the flow evidence is capped below the
+threshold (``veto_cap``): the macro-scale model arbitrates spill-over and out-of-plane head motion.
+``score = 1 - 2**-evidence`` (0.5 at the threshold), ``present =
+score >= 0.5``; ``source`` names the measurement that carried it.
+
+Sides and intensity
+-------------------
+``side`` is "left", "right" or "both" in the subject's own left and right. An AU is one-sided when the
+weaker side's evidence is below ``asymmetry_ratio`` times the stronger side's. ``intensity`` in [0, 1] is
+the evidence over ``full_scale`` (8 thresholds = 1.0); :func:`mevqa.au.results.intensity_letter` maps it
+to FACS letters A-E in fifths.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from mevqa.au.config import AUConfig
+from mevqa.au.features import GEOMETRY_AUS, AUFeatures
+from mevqa.au.linear import LinearAUModel
+from mevqa.au.results import MIDLINE_AUS, AUActivation, AUError
+from mevqa.facs.codes import au_name
+
+
+def _evidence_by_source(feats: AUFeatures, k: int, config: AUConfig) -> dict[str, np.ndarray]:
+    """Weighted evidence (right, left) of AU ``k`` from each measurement, in threshold units."""
+    code = feats.codes[k]
+    w = config.weights
+    t_flow = max(config.threshold(code), config.noise_k * feats.noise)
+    flow = w.get("flow", 1.0) * feats.flow[k] / t_flow
+    if feats.blend is not None and np.isfinite(feats.blend[k]).all():
+        # Macro-scale flow needs the macro-scale model's word: a displacement the blendshape model
+        # (trained on real faces) would see, with no rise in the AU's blendshape, is another action's
+        # spill-over or out-of-plane head motion. Below macro_flow, flow is the only witness.
+        silent = np.nanmax(feats.blend[k]) < max(config.blend_rise, 2 * feats.blend_noise)
+        big = feats.flow[k] > config.macro_flow
+        flow = np.where(big & silent, np.minimum(flow, config.veto_cap), flow)
+    out = {"flow": flow}
+    if code in GEOMETRY_AUS:
+        t_geo = max(config.geometry_floor, config.noise_k * feats.geometry_noise)
+        out["geometry"] = w.get("geometry", 1.0) * feats.geometry[k] / t_geo
+    if feats.blend is not None and np.isfinite(feats.blend[k]).all():
+        t_blend = max(config.blend_change, config.noise_k * feats.blend_noise)
+        out["blendshape change"] = w.get("blendshape change", 1.0) * feats.blend[k] / t_blend
+    if feats.state is not None and np.isfinite(feats.state[k]).all() and feats.grown is not None:
+        # A held action counts only where it grew after the onset (by a third of a change's threshold): a
+        # face that rests with a slight smile does not smile in every interval.
+        # (on either side: a smile held on both sides that grew more on one is still bilateral)
+        grew = np.nanmax(feats.grown[k]) >= config.blend_change / 3
+        out["blendshape state"] = np.where(grew, w.get("blendshape state", 1.0) * feats.state[k] / config.blend_state, 0.0)
+    return out
+
+
+def decide_aus(feats: AUFeatures, *, config: AUConfig = AUConfig(), model: LinearAUModel | None = None,
+               withheld: Mapping[str, str] | None = None) -> list[AUActivation]:
+    """Per-AU decisions (present, score, side, intensity, source) from measurements: the fused rules, or
+    ``model``'s probabilities for present/score when given (side and intensity always come from the
+    rules). AUs named in ``withheld`` (code -> reason, e.g. "mouth occluded") are never present."""
+    withheld = dict(withheld or {})
+    probs = None
+    if model is not None:
+        x = feats.vector(config)
+        if len(x) != len(model.feature_names):
+            raise AUError(f"the AU model expects {len(model.feature_names)} features, these measurements have {len(x)}")
+        probs = dict(zip(model.codes, model.predict_proba(x[None])[0]))
+    out = []
+    for k, code in enumerate(feats.codes):
+        by_source = _evidence_by_source(feats, k, config)
+        stacked = np.stack(list(by_source.values()))
+        ev = stacked.max(axis=0)
+        right, left = float(ev[0]), float(ev[1])
+        e = max(right, left)
+        source = list(by_source)[int(np.argmax(stacked[:, int(np.argmax(ev))]))]
+        score = 1.0 - 2.0 ** -max(e, 0.0)
+        if probs is not None and code in probs:
+            score = float(probs[code])
+        reason = withheld.get(code, "")
+        present = score >= 0.5 and not reason
+        side = "both"
+        if code not in MIDLINE_AUS:
+            lo, hi = sorted((max(right, 0.0), max(left, 0.0)))
+            if hi > 0 and lo < config.asymmetry_ratio * hi:
+                side = "left" if left > right else "right"
+        intensity = min(1.0, max(e, 0.0) / config.full_scale) if present else 0.0
+        out.append(AUActivation(code, au_name(code), side, round(intensity, 4), round(score, 4), bool(present),
+                                round(left, 4), round(right, 4), source, reason))
+    return out
