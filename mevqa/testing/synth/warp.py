@@ -25,6 +25,8 @@ def _invert(d: np.ndarray, iterations: int = 6) -> np.ndarray:
     b0, b1 = -d[..., 0], -d[..., 1]
     for _ in range(iterations):
         px, py = gx + b0, gy + b1
+        # float32 maps: OpenCV's remap takes no others, and numpy 2 promotes float32 + float64 scalars to float64
+        px, py = px.astype(np.float32, copy=False), py.astype(np.float32, copy=False)
         dd = cv2.remap(d, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         jj = cv2.remap(jac, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         r0, r1 = b0 + dd[..., 0], b1 + dd[..., 1]
@@ -170,6 +172,7 @@ class _Renderer:
             sub = b_roi[by0:by1, bx0:bx1]
             mx = gx + (sub[..., 0] + (x0 + bx0))
             my = gy + (sub[..., 1] + (y0 + by0))
+            mx, my = mx.astype(np.float32, copy=False), my.astype(np.float32, copy=False)
             out[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = cv2.remap(base, mx, my, cv2.INTER_CUBIC,
                                                                    borderMode=cv2.BORDER_REFLECT101)
             return out
@@ -187,6 +190,7 @@ class _Renderer:
             bb = cv2.remap(b_roi, mx - x0, my - y0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             mx += bb[..., 0]
             my += bb[..., 1]
+        mx, my = mx.astype(np.float32, copy=False), my.astype(np.float32, copy=False)
         out[oy0:oy1, ox0:ox1] = cv2.remap(base, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
         return out
 
