@@ -214,11 +214,24 @@ def test_occluded_region_withholds_its_aus(real_laugh):
     # the front end's own reports (clip frames or seconds) are read the same way
     assert au.occluded_aus(real_laugh, on, ap, regions=()) == {}
 
-    class Front:
-        clip, track = real_laugh.clip, real_laugh.track
+    class Front:  # a front end that reports stretches rather than masks
+        clip, occlusion = real_laugh.clip, None
         occlusions = [{"region": "mouth", "t_start": 0.0, "t_end": 0.8}, {"region": "eyes", "start": 40, "end": 45}]
     why = au.occluded_aus(Front, on, ap)
     assert why["AU12"].startswith("mouth occluded 0.0-0.8 s") and "AU43" not in why
+
+
+def test_hand_over_mouth_is_withheld_from_the_real_video(real_clip):
+    """3-9 s of the real video: a hand covers the mouth; the front end sees it and the mouth's AUs are
+    withheld with the reason, the eyes' are still read."""
+    from mevqa.io.video import Clip
+    from mevqa.motion.frontend import run_frontend
+
+    a = round(5.0 * real_clip.fps)
+    front = run_frontend(Clip(real_clip.frames[a:a + round(2 * real_clip.fps)].copy(), real_clip.fps, "hand.mp4"))
+    res = detect_aus(front, 2, round(1.2 * real_clip.fps))
+    assert res["AU12"].withheld.startswith("mouth occluded") and not res["AU12"].present, res.to_markdown()
+    assert not res["AU1"].withheld
 
 
 def test_mirrored_clip_swaps_the_side():

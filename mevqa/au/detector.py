@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import numpy as np
+
 from mevqa.au.config import DEFAULT_WEIGHTS, AUConfig
 from mevqa.au.features import BLENDSHAPE_AUS, GEOMETRY_AUS, AUFeatures, measure
 from mevqa.au.linear import LinearAUModel, fit_linear
@@ -64,17 +66,28 @@ def _get(item, *names):
     return None
 
 
-def occluded_aus(front, onset: int, offset: int, *, regions: Iterable[str] = ()) -> dict[str, str]:
+def occluded_aus(front, onset: int, offset: int, *, regions: Iterable[str] = (),
+                 share: float = 0.3) -> dict[str, str]:
     """AU code -> reason for the AUs whose region is occluded between clip frames ``onset`` and ``offset``.
 
-    ``regions`` names occluded regions outright; the front end's own reports are read from
-    ``front.occlusions`` (or ``front.track.occlusions``): items (dicts or objects) with a ``region``
-    (a key of :data:`OCCLUDED_AUS`) and ``start``/``end`` clip frames (or ``t_start``/``t_end`` seconds).
+    ``regions`` names occluded regions outright. The front end's own reading is
+    :attr:`mevqa.motion.frontend.FrontEnd.occlusion` (per region a mask of analysis frames, from
+    :func:`mevqa.face.occlusion.detect_occlusions`): a region covered in at least ``share`` of the
+    frames counts. Front ends that report stretches instead (``occlusions``: items with a ``region``
+    and ``start``/``end`` clip frames or ``t_start``/``t_end`` seconds) are read too.
     """
     found = {r: f"{r.replace('_', ' ')} occluded" for r in regions}
-    reports = getattr(front, "occlusions", None) or getattr(getattr(front, "track", None), "occlusions", None) or []
     fps = front.clip.fps
-    for item in reports:
+    masks = getattr(front, "occlusion", None)
+    if isinstance(masks, dict):
+        lo, hi = front.to_analysis(int(onset)), front.to_analysis(int(offset))
+        for region, mask in masks.items():
+            part = np.asarray(mask, bool)[lo:hi + 1]
+            if part.size and part.mean() >= share:
+                t = np.flatnonzero(np.asarray(mask, bool)[lo:hi + 1])
+                found.setdefault(region, f"{region} occluded {front.to_clip(lo + t[0]) / fps:.1f}-"
+                                         f"{front.to_clip(lo + t[-1]) / fps:.1f} s")
+    for item in getattr(front, "occlusions", None) or []:
         region = _get(item, "region")
         start, end = _get(item, "start", "onset"), _get(item, "end", "offset")
         if start is None and _get(item, "t_start") is not None:
@@ -85,7 +98,7 @@ def occluded_aus(front, onset: int, offset: int, *, regions: Iterable[str] = ())
             found.setdefault(region, f"{region.replace('_', ' ')} occluded {start / fps:.1f}-{end / fps:.1f} s")
     out: dict[str, str] = {}
     for region, why in found.items():
-        for code in OCCLUDED_AUS.get(region, ()):
+        for code in OCCLUDED_AUS.get(region.replace(" ", "_"), ()):
             out.setdefault(code, why)
     return out
 

@@ -40,6 +40,7 @@ import numpy as np
 from mevqa.au.config import AUConfig
 from mevqa.au.results import AU_CODES, MIDLINE_AUS, SIDES, AUError
 from mevqa.face.landmarks import LANDMARK_GROUPS
+from mevqa.facs.blendshapes import AU_BLENDSHAPES
 from mevqa.motion.flow import FLOW_METHODS, dense_flow, remove_head_motion, sample_points
 from mevqa.motion.head import RIGID_INDICES, fit_head_motion
 
@@ -47,23 +48,14 @@ _SIGN = {"right": -1.0, "left": 1.0}  # image x of "outward" on each side (subje
 #: AUs that also use landmark geometry: the mouth, whose lips part and whose teeth appear (flow breaks
 #: down there in open-mouth laughter), and eye closure.
 GEOMETRY_AUS = frozenset({"AU12", "AU14", "AU15", "AU20", "AU25", "AU26", "AU43"})
-#: AU -> Face Landmarker blendshapes (right, left; subject's own sides; one name = midline), after the
-#: ARKit blendshape definitions and their usual FACS correspondences (browInnerUp AU1, browOuterUp AU2,
-#: browDown AU4, eyeWide AU5, cheekSquint AU6, eyeSquint AU7, noseSneer AU9, mouthUpperUp AU10,
-#: mouthSmile AU12, mouthDimple AU14, mouthFrown AU15, mouthShrugLower AU17, mouthStretch AU20, jawOpen
-#: AU26, eyeBlink AU43). AU25 has none (lips part is read from the landmarks).
-BLENDSHAPE_AUS: dict[str, tuple[str, str]] = {
-    "AU1": ("browInnerUp", "browInnerUp"), "AU2": ("browOuterUpRight", "browOuterUpLeft"),
-    "AU4": ("browDownRight", "browDownLeft"), "AU5": ("eyeWideRight", "eyeWideLeft"),
-    "AU6": ("cheekSquintRight", "cheekSquintLeft"), "AU7": ("eyeSquintRight", "eyeSquintLeft"),
-    "AU9": ("noseSneerRight", "noseSneerLeft"), "AU10": ("mouthUpperUpRight", "mouthUpperUpLeft"),
-    "AU12": ("mouthSmileRight", "mouthSmileLeft"), "AU14": ("mouthDimpleRight", "mouthDimpleLeft"),
-    "AU15": ("mouthFrownRight", "mouthFrownLeft"), "AU17": ("mouthShrugLower", "mouthShrugLower"),
-    "AU20": ("mouthStretchRight", "mouthStretchLeft"), "AU26": ("jawOpen", "jawOpen"),
-    "AU43": ("eyeBlinkRight", "eyeBlinkLeft"),
+#: AU -> Face Landmarker blendshapes (right names, left names; subject's own sides), from the one table of
+#: :data:`mevqa.facs.blendshapes.AU_BLENDSHAPES`; eye closure (AU43) reads the blink row (eyeBlink), the
+#: same lids held shut. AU25 has none (lips part is read from the landmarks), AU5 none in that table.
+BLENDSHAPE_AUS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    code: (row.right or row.left, row.left)
+    for code, row in ((c, AU_BLENDSHAPES.get("AU45" if c == "AU43" else c)) for c in AU_CODES) if row is not None
 }
 
-# -- regions ------------------------------------------------------------------------------------
 # MediaPipe FaceMesh indices not in face.LANDMARK_GROUPS (lip halves; subject's own sides).
 _EXTRA_GROUPS: dict[str, tuple[int, ...]] = {
     "right_upper_lip": (37, 39, 40, 81, 82),
@@ -302,12 +294,12 @@ def _blendshapes(track, i: int) -> np.ndarray | None:
     bs = getattr(track, "blendshapes", None)
     if bs is None:
         return None
-    names = list(track.blendshape_names)
+    col = {n: j for j, n in enumerate(track.blendshape_names)}
     row = np.nanmean(bs[max(0, i - 1):i + 2], axis=0)
     out = np.full((len(AU_CODES), 2), np.nan)
     for k, code in enumerate(AU_CODES):
         if code in BLENDSHAPE_AUS:
-            out[k] = [row[names.index(n)] for n in BLENDSHAPE_AUS[code]]
+            out[k] = [max(row[col[n]] for n in names) for names in BLENDSHAPE_AUS[code]]
     return out
 
 
