@@ -60,7 +60,7 @@ def test_evidence_text_cites_intervals_and_respects_budget(ev):
     assert "Hidden-emotion check" in text
     small = render_evidence(ev, budget_tokens=90)
     assert estimate_tokens(small) <= 90 + 40  # the focused interval and header always stay
-    assert "left out for length" in small and "Interval #1" in small
+    assert "left out for length" in small and "Interval #2" in small  # the main expression stays
 
 
 def test_messages_hold_images_evidence_question_and_instruction(ev):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from mevqa.answer.questions import QuestionKind, answer_options, question_type
+from mevqa.evidence.select import main_interval
 from mevqa.evidence.text import estimate_tokens, load_template, render_evidence  # noqa: F401 (re-exported)
 
 
@@ -47,7 +48,7 @@ def instruction_for(kind: QuestionKind) -> str:
 
 def visual_inputs(ev, interval=None, *, config: PromptConfig = PromptConfig()) -> list:
     """Images for the prompt: the interval's keyframes and flow map (RGB arrays), in a fixed order."""
-    iv = interval or ev.primary
+    iv = interval or main_interval(ev)
     if iv is None:
         return []
     names = list(config.keyframes) + (["flow"] if config.flow_map else [])
@@ -62,7 +63,7 @@ def build_messages(ev, question: str, *, history: list[dict] | None = None, answ
     with the first user turn only, so a long chat does not repeat them.
     """
     kind = question_type(question)
-    iv = interval or (ev.primary if ev is not None else None)
+    iv = interval or (main_interval(ev) if ev is not None else None)
     images = visual_inputs(ev, iv, config=config) if ev is not None else []
     msgs: list[dict] = [{"role": "system", "content": [{"type": "text", "text": system_prompt()}]}]
     first_text = ""

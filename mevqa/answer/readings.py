@@ -16,12 +16,17 @@ in plain words (the command line prints it, the app shows it):
 - **Emotion.** A smile, the lip corner puller (AU12) with the cheek raiser (AU6) or on both sides,
   is happiness (the EMFACS happiness prototype 6+12; Ekman, Davidson & Friesen 1990 on the Duchenne
   smile) unless the brow lowerer (AU4) or the lip corner depressor (AU15) moves too (crying pulls the
-  lip corners as well: sadness is 1+4+15); a competing candidate from a wider mouth (AU9/AU10 while
-  laughing) does not override a smile. Else
+  lip corners as well: sadness is 1+4+15) and the face's blendshape state (the interval's
+  ``expression``, :mod:`mevqa.evidence.face_state`) does not hold "smiling" for at least half of it.
+  While the builder finds the mouth covered (a hand over it), the lip and jaw AUs are left out of the
+  emotion reading (the rules run on the visible AUs; :data:`MOUTH_AUS`);
+  a competing candidate from a wider mouth (AU9/AU10 while laughing) does not override a smile. Else
   the first FACS rule candidate of the measured AUs (Ekman, Friesen & Hager, FACS 2002; the rules in
   :mod:`mevqa.facs.emotions`). Coarse = FINE_TO_COARSE[fine] always. With no
   candidate the answer is a *prior*, the most frequent label of the MEGC2025 training files
   (fine: disgust, 70 of 278 clips; coarse: negative, 250 of 442), and the note says it is a prior.
+- **Doubts.** When the builder lowered an interval's confidence (a turning head, a covered mouth),
+  every answer resting on it repeats the builder's reasons in its note ("Less sure: ...").
 - **Presence** ("Is the action unit X shown on the face?"): "yes" exactly when X is in the AU answer
   of the interval in focus (for a question naming a time range: of any interval in it); the note
   names the other intervals where X is measured, so "no" about the main expression never hides a
@@ -37,6 +42,7 @@ from dataclasses import dataclass
 
 from mevqa.facs.codes import ACTION_UNITS
 from mevqa.evidence.select import resolve
+from mevqa.facs.emotions import emotion_candidates
 from mevqa.facs.labels import FINE_TO_COARSE
 
 PRIOR_FINE, PRIOR_COARSE, PRIOR_SIDE = "disgust", "negative", "left"
@@ -154,14 +160,25 @@ def read_interval(iv) -> Reading:
     return Reading(iv, aus, basis, PRIOR_FINE, PRIOR_COARSE, "prior")
 
 
-SMILE_RULE = ("lip corner puller with cheek raiser or on both sides, without brow lowerer or lip corner depressor: "
-              "a smile (EMFACS happiness 6+12)")
+SMILE_RULE = ("lip corner puller with cheek raiser or on both sides, without brow lowerer or lip corner depressor "
+              "unless the face holds a smile: a smile (EMFACS happiness 6+12)")
+
+
+#: lip and jaw AUs: not read for the emotion while the builder finds the mouth covered
+MOUTH_AUS = {f"AU{n}" for n in (10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 22, 23, 24, 25, 26, 27, 28)}
 
 
 def emotion_of(iv) -> tuple[str, str] | None:
     """(fine class, rule) read from an interval's measured AUs, or None (see the module docstring)."""
     codes = {a["code"]: a for a in iv.aus}
-    if "AU12" in codes and ("AU6" in codes or codes["AU12"]["side"] == "both") and not {"AU4", "AU15"} & set(codes):
+    face = getattr(iv, "expression", None) or {}
+    smiling = any(st.get("state") == "smiling" and st.get("held", 0) >= 0.5 for st in face.get("states", []))
+    if "mouth" in face.get("occluded", []):  # a hand over the mouth: read the emotion from what is visible
+        visible = [a for a in iv.aus if a["code"] not in MOUTH_AUS]
+        top = next(iter(emotion_candidates([(a["code"], a["side"], a["score"]) for a in visible])), None)
+        return (top.fine, f"{top.rule} (mouth covered: its AUs left out)") if top else None
+    if "AU12" in codes and ("AU6" in codes or codes["AU12"]["side"] == "both") and \
+            (smiling or not {"AU4", "AU15"} & set(codes)):
         return "happiness", SMILE_RULE
     top = iv.top_emotion if iv.aus else None
     if top and top["fine"] in FINE_TO_COARSE:
@@ -198,4 +215,6 @@ def answer_megc(ev, question: str, kind) -> tuple[str, object, str, object]:
         text, extra = r.analysis()
     if iv is not None and getattr(iv, "assumed", False):
         extra = (extra + " " if extra else "") + "No expression stood out; this reads the strongest motion in the clip."
+    if iv is not None and getattr(iv, "confidence", 1.0) < 1.0 and getattr(iv, "notes", None):
+        extra = (extra + " " if extra else "") + "Less sure: " + "; ".join(iv.notes) + "."
     return text, iv, " ".join(x for x in (note, extra) if x), focus

@@ -10,23 +10,24 @@ What it understands, in this order (the first that applies answers):
 2. **why / how do you know**: the previous question of the chat history is answered again and its
    grounds are given (interval, measured AUs with scores, the FACS rule, or that it was a prior);
 3. **concealment** ("is she hiding something?"): the hidden-emotion check, as a flag, never a verdict;
-4. **when + an expression word** ("when does she start laughing?"): the onset of the first interval
-   of that reading (a smile or laugh is a *positive* interval, see :func:`reading_of`), and the
-   motion that leads into it when an interval without AUs ends where it starts;
-5. **expression words without "when"** ("is she sad or happy?", "is she crying?", "how does she
-   feel?"): each stretch of the clip read in turn (consecutive intervals with the same reading);
-6. **a named time, range, number or ordinal** (:func:`mevqa.evidence.select.resolve`): those
-   intervals; at a time with none, what the motion curve does there and the nearest intervals;
-7. **an AU or its everyday name** ("where is the smile?", "when does she raise her brows?"): the
-   intervals where it is measured;
-8. **counting** ("how many expressions?"), **the face itself** (lost frames, head pose, occlusion);
-9. otherwise a summary of the whole clip: every interval, the stretches, the main expression and
-   the hidden-emotion check.
+4. **when + an expression word** ("when does she start laughing?"): the start of the first stretch
+   that reads so (:mod:`mevqa.answer.stretches`: an interval read from its AUs, or a stretch between
+   intervals read from the face's held states), the motion leading into it when an interval without
+   AUs ends where it starts, and movement above the threshold before it that no interval covers;
+5. **expression words without "when"** ("is she sad or happy?", "is she crying?"): each stretch of
+   the clip read in turn, and where each word applies;
+6. **an AU or its everyday name with "where"** ("where is the smile?"): the intervals where it is
+   measured;
+7. **a named time, range, number or ordinal** (:func:`mevqa.evidence.select.resolve`): those
+   intervals; at a time with none, what the motion curve does there, the face's state and the
+   nearest intervals;
+8. **counting** ("how many expressions?"), **the face itself** (lost frames, occlusions, head pose,
+   the doubts the evidence notes per interval);
+9. otherwise a summary of the whole clip: the stretches, the main expression, what covered the face
+   and the hidden-emotion check.
 
-The reading of an interval (:func:`reading_of`) is the coarse class of its
-:class:`~mevqa.answer.readings.Reading` (a smile, AU12 with AU6 or on both sides, is happiness and so
-positive), the same reading the MEGC answers use, so an open answer never contradicts them; an
-interval without a measured AU has no reading.
+Interval readings are those of :class:`~mevqa.answer.readings.Reading`, the ones the MEGC answers use,
+so an open answer never contradicts them.
 """
 from __future__ import annotations
 
@@ -37,23 +38,11 @@ import numpy as np
 from mevqa.answer.questions import find_au_names, question_type
 from mevqa.answer.readings import answer_megc, read_interval
 from mevqa.evidence.select import main_interval, resolve
+from mevqa.answer.stretches import (
+    EXPRESSIONS, expression_words, fine_of, label, matches, merged, reading_of, segments, word, words,
+)
 from mevqa.facs.codes import ACTION_UNITS, au_by_name
 
-_WORD = re.compile(r"[a-z]+")
-
-# Everyday words for expressions: (reading, fine classes that also count, AU codes that show it).
-EXPRESSIONS = {
-    "laugh": ("positive", {"happiness"}), "smile": ("positive", {"happiness"}), "happy": ("positive", {"happiness"}),
-    "joy": ("positive", {"happiness"}), "amused": ("positive", {"happiness"}), "cheerful": ("positive", {"happiness"}),
-    "cry": ("negative", {"sadness"}), "sad": ("negative", {"sadness"}), "tear": ("negative", {"sadness"}),
-    "upset": ("negative", set()), "unhappy": ("negative", {"sadness"}), "sob": ("negative", {"sadness"}),
-    "angry": ("negative", {"anger"}), "anger": ("negative", {"anger"}), "mad": ("negative", {"anger"}),
-    "fear": ("negative", {"fear"}), "afraid": ("negative", {"fear"}), "scared": ("negative", {"fear"}),
-    "disgust": ("negative", {"disgust"}), "contempt": ("negative", {"contempt"}), "smirk": ("negative", {"contempt"}),
-    "surprise": ("surprise", {"surprise"}), "shock": ("surprise", {"surprise"}),
-    "negative": ("negative", set()), "positive": ("positive", set()),
-}
-_STEMS = sorted(EXPRESSIONS, key=len, reverse=True)
 # Everyday names of AUs that the MEGC names do not cover.
 EVERYDAY_AUS = {"smile": ("AU12",), "smiling": ("AU12",), "frown": ("AU4",), "frowning": ("AU4",),
                 "brows": ("AU1", "AU2"), "eyebrows": ("AU1", "AU2"), "blink": ("AU45",), "wink": ("AU46",),
@@ -63,31 +52,7 @@ _WHY = re.compile(r"\b(why|how do you know|how can you tell|what makes you|expla
 _HIDING = re.compile(r"\b(hid|hide|hiding|hidden|conceal|mask|suppress|lying|lie|liar|deceiv|fake|true feeling|real feeling)")
 _HELP = re.compile(r"\b(what can you|help|what do you do|who are you|what are you)\b")
 _FACE = re.compile(r"\b(occlu|covered|covering|hand|hands|head|pose|turn|tilt|lost|visible|track)")
-
-
-def _words(q: str) -> list[str]:
-    return _WORD.findall(q.lower())
-
-
-def expression_words(q: str) -> list[str]:
-    """Expression stems named in a question, in order ("sad or happy" -> ["sad", "happy"])."""
-    out = []
-    for w in _words(q):
-        stem = next((s for s in _STEMS if w.startswith(s)), None)
-        if stem and stem not in out and not (stem == "mad" and w != "mad") and not (stem == "sob" and w == "so"):
-            out.append(stem)
-    return out
-
-
-def reading_of(iv) -> str | None:
-    """positive / negative / surprise / None for an interval (see the module docstring)."""
-    r = read_interval(iv)
-    return r.coarse if r.emotion_basis == "facs" else None
-
-
-def _fine(iv) -> str:
-    r = read_interval(iv)
-    return r.fine if r.emotion_basis == "facs" else "no FACS reading"
+_WHEN = re.compile(r"\b(when|what time|start|starts|begin|begins|first|at what point)\b")
 
 
 def _aus(iv, n: int = 4) -> str:
@@ -95,39 +60,13 @@ def _aus(iv, n: int = 4) -> str:
 
 
 def describe(iv) -> str:
-    """One interval in a sentence: when, what kind, which AUs, the FACS reading."""
+    """One interval in a sentence: when, what kind, which AUs, its reading, the face state, doubts."""
     r = reading_of(iv)
-    feel = f"; reads as {_fine(iv)} ({r})" if r else ""
+    feel = f"; reads as {fine_of(iv)} ({r})" if r else ""
+    face = (getattr(iv, "expression", None) or {}).get("reading")
+    doubt = getattr(iv, "notes", None) if getattr(iv, "confidence", 1.0) < 1.0 else None
     return (f"#{iv.index + 1} {iv.t_onset:.2f}-{iv.t_offset:.2f} s ({iv.kind}, apex {iv.t_apex:.2f} s): "
-            f"{_aus(iv)}{feel}")
-
-
-def stretches(ev) -> list[tuple[str | None, list]]:
-    """Consecutive intervals grouped by :func:`reading_of`; intervals without a reading join none."""
-    out: list[tuple[str | None, list]] = []
-    for iv in ev.intervals:
-        r = reading_of(iv)
-        if out and out[-1][0] == r:
-            out[-1][1].append(iv)
-        else:
-            out.append((r, [iv]))
-    return out
-
-
-def _span(ivs) -> str:
-    nums = ", ".join(f"#{iv.index + 1}" for iv in ivs)
-    return f"{ivs[0].t_onset:.2f}-{ivs[-1].t_offset:.2f} s ({nums})"
-
-
-_ANY_NEGATIVE = {"cry", "sad", "tear", "upset", "unhappy", "sob", "negative"}
-
-
-def _matches(iv, stem: str) -> bool:
-    """Whether an interval shows an expression word: its reading, and for "angry", "afraid", ... its class."""
-    want, fines = EXPRESSIONS[stem]
-    if reading_of(iv) != want:
-        return False
-    return want != "negative" or stem in _ANY_NEGATIVE or _fine(iv) in fines
+            f"{_aus(iv)}{feel}" + (f"; face: {face}" if face else "") + (f" (less sure: {doubt[0]})" if doubt else ""))
 
 
 # -- answers ------------------------------------------------------------------------------------------
@@ -140,12 +79,12 @@ def answer_open(ev, question: str, history=None) -> tuple[str, object, str]:
 def reason(ev, question: str, history=None) -> tuple[str, object, str, str]:
     """(answer, interval or None, note, basis): ``basis`` says in words what the answer was read from."""
     q = question.lower()
-    words = set(_words(q))
+    said = set(words(q))
     if not ev.intervals:
         return (f"I found no facial expression in this {ev.duration:.1f} s clip: the face shows no motion above "
                 "the noise, so there is nothing to interpret.", None, "",
                 "the spotter found no interval and the motion stayed under its threshold")
-    if words & GREETINGS and len(words) <= 6 or _HELP.search(q):
+    if said & GREETINGS and len(said) <= 6 or _HELP.search(q):
         return greeting(ev), None, "", "a greeting needs no evidence"
     if _WHY.search(q):
         return explain_previous(ev, history) + ("",)
@@ -159,7 +98,7 @@ def reason(ev, question: str, history=None) -> tuple[str, object, str, str]:
             " or ".join(ACTION_UNITS[c].name for c in codes)
     basis_read = ("the reading of each interval: its measured action units and the FACS rule they match "
                   "(a smile, lip corner puller with cheek raiser or on both sides, reads as happiness)")
-    if stems and re.search(r"\b(when|what time|start|starts|begin|begins|first|at what point)\b", q):
+    if stems and _WHEN.search(q):
         text, iv = when_expression(ev, stems[0])
         return text, iv, "", basis_read
     if stems:
@@ -226,23 +165,27 @@ def hidden(ev) -> str:
 
 
 def when_expression(ev, stem: str) -> tuple[str, object]:
-    hits = [iv for iv in ev.intervals if _matches(iv, stem)]
-    want = _label(stem)
+    hits = [g for g in segments(ev) if matches(g, stem)]
+    want = label(stem)
     if not hits:
-        return (f"I see no {want} expression in this clip: none of its {len(ev.intervals)} interval(s) reads as "
-                f"{want}.", None)
+        return f"I see no {want} expression in this clip: no stretch of it reads as {want}.", None
     first = hits[0]
-    lead = [iv for iv in ev.intervals if not iv.aus and abs(iv.t_offset - first.t_onset) <= 0.1]
-    text = f"From about {first.t_onset:.2f} s: {describe(first)}."
-    if lead:
-        text += f" The motion leading into it starts at {lead[0].t_onset:.2f} s (#{lead[0].index + 1}, no AU measured)."
-    early = _moving_before(ev, first)
-    if early is not None:
-        text += (f" Before that the face is already moving from {early:.2f} s (motion above the spotter's threshold, "
-                 "no interval spotted there).")
+    iv = first.interval
+    if iv is None:
+        text = (f"From about {first.start:.2f} s, between spotted intervals: the face holds {first.face} "
+                f"(reads as {first.fine}, from the face state).")
+    else:
+        text = f"From about {first.start:.2f} s: {describe(iv)}."
+        lead = [o for o in ev.intervals if not o.aus and abs(o.t_offset - iv.t_onset) <= 0.1]
+        if lead:
+            text += f" The motion leading into it starts at {lead[0].t_onset:.2f} s (#{lead[0].index + 1}, no AU measured)."
+        early = _moving_before(ev, iv)
+        if early is not None:
+            text += (f" Before that the face is already moving from {early:.2f} s (motion above the spotter's "
+                     "threshold, no interval spotted there).")
     if len(hits) > 1:
-        text += " It shows again in " + ", ".join(f"#{iv.index + 1} ({iv.t_onset:.2f} s)" for iv in hits[1:4]) + "."
-    return text, first
+        text += " Again at " + ", ".join(f"{g.start:.2f} s ({g.name})" for g in hits[1:4]) + "."
+    return text, iv
 
 
 def _moving_before(ev, iv) -> float | None:
@@ -257,33 +200,39 @@ def _moving_before(ev, iv) -> float | None:
     return float(t[np.argmax(above)]) if above.any() else None
 
 
-def _label(stem: str) -> str:
-    want, fines = EXPRESSIONS[stem]
-    return next(iter(fines)) if want == "negative" and len(fines) == 1 and stem not in _ANY_NEGATIVE else want
+def _runs(segs) -> str:
+    """Consecutive segments as time spans with their names: "0.13-2.79 s (#1), 8.80-19.64 s (#5-#8)"."""
+    out = []
+    for g in segs:
+        if out and abs(out[-1][-1].end - g.start) < 0.1:
+            out[-1].append(g)
+        else:
+            out.append([g])
+    names = [[x.name for x in run if x.interval is not None] for run in out]
+    return ", ".join(f"{run[0].start:.2f}-{run[-1].end:.2f} s" + (f" ({', '.join(n)})" if n else "")
+                     for run, n in zip(out, names))
 
 
 def per_stretch(ev, stems: list[str], *, yes_no: bool) -> str:
-    parts = []
-    for r, ivs in stretches(ev):
-        what = {"positive": "positive (smile)", None: "no reading (no action unit measured)"}.get(r, r)
-        fines = sorted({_fine(iv) for iv in ivs if iv.top_emotion})
-        parts.append(f"{_span(ivs)}: {what}" + (f" [{', '.join(fines)}]" if fines else ""))
+    segs = segments(ev)
     head = ""
     if len(stems) > 1:
         found = []
         for stem in stems:
-            hits = [iv for iv in ev.intervals if _matches(iv, stem)]
-            found.append(f"{stem} ({EXPRESSIONS[stem][0]}): " + (
-                ", ".join(f"#{iv.index + 1}" for iv in hits) + f", from {hits[0].t_onset:.2f} s" if hits else "no interval"))
+            hits = [g for g in segs if matches(g, stem)]
+            found.append(f"{word(stem)} ({EXPRESSIONS[stem][0]}): " + (_runs(hits) if hits else "nowhere"))
         head = "; ".join(found).capitalize() + ". "
     if yes_no and len(stems) == 1:
-        hits = [iv for iv in ev.intervals if _matches(iv, stems[0])]
-        want = EXPRESSIONS[stems[0]][0]
-        head = (f"Yes, in {len(hits)} interval(s), first at {hits[0].t_onset:.2f} s. " if hits else
-                f"Not that I can measure: no interval reads as {_label(stems[0])}. ")
-        if stems[0] in ("cry", "tear", "sob"):
-            head = (f"Her face reads {want} in {len(hits)} interval(s), first at {hits[0].t_onset:.2f} s; "
-                    "tears and sobbing themselves are not measured. " if hits else head)
+        hits = [g for g in segs if matches(g, stems[0])]
+        head = (f"Yes: {_runs(hits)}. " if hits else f"Not that I can measure: nothing reads as {label(stems[0])}. ")
+        if stems[0] in ("cry", "tear", "sob") and hits:
+            head = (f"Her face reads {EXPRESSIONS[stems[0]][0]} at {_runs(hits)}; tears and sobbing themselves "
+                    "are not measured. ")
+    parts = []
+    for r, group in merged(segs):
+        how = sorted({f"{g.fine} from the {g.source}" for g in group if g.reading})
+        parts.append(f"{group[0].start:.2f}-{group[-1].end:.2f} s {r or 'no reading'}"
+                     + (f" ({'; '.join(how)})" if how else ""))
     return head + "Stretch by stretch: " + "; ".join(parts) + "."
 
 
@@ -296,7 +245,9 @@ def about_focus(ev, focus) -> str:
     curve = _curve_at(ev, lo, hi)
     near = sorted(ev.intervals, key=lambda iv: min(abs(iv.t_onset - lo), abs(iv.t_offset - hi)))[:2]
     near_txt = "; ".join(describe(iv) for iv in sorted(near, key=lambda iv: iv.onset))
-    return f"No expression interval was spotted {focus.how}. {curve} Nearest: {near_txt}."
+    face = [g for g in segments(ev) if g.interval is None and g.start <= hi and lo <= g.end and g.face]
+    held = f" The face holds: {face[0].face}." if face else ""
+    return f"No expression interval was spotted {focus.how}. {curve}{held} Nearest: {near_txt}."
 
 
 def _curve_at(ev, lo: float, hi: float) -> str:
@@ -321,7 +272,7 @@ def _curve_at(ev, lo: float, hi: float) -> str:
 
 def _au_codes(q: str) -> list[str]:
     codes = [au_by_name(n).code for n in find_au_names(q)]
-    for w in _words(q):
+    for w in words(q):
         codes += [c for c in EVERYDAY_AUS.get(w, ()) if c in ACTION_UNITS]
     return list(dict.fromkeys(codes))
 
@@ -344,30 +295,34 @@ def count(ev) -> str:
 
 def face_state(ev) -> str:
     lost = ev.lost_frames
-    text = (f"The face was tracked in every frame." if not lost else
-            f"The face was lost in {len(lost)} frame(s) (from {lost[0] / ev.fps:.2f} s).")
-    for name in ("occlusions", "head_pose", "states"):  # richer evidence, when the builder provides it
-        val = getattr(ev, name, None)
-        if val:
-            text += f" {name.replace('_', ' ').capitalize()}: {_brief(val)}."
-    return text
-
-
-def _brief(val) -> str:
-    items = val if isinstance(val, list) else [val]
-    return "; ".join(str(getattr(x, "explanation", None) or x) for x in items[:4])
+    parts = ["The face was tracked in every frame." if not lost else
+             f"The face was lost in {len(lost)} frame(s) (from {lost[0] / ev.fps:.2f} s)."]
+    quality = getattr(ev, "quality", None) or {}
+    for occ in quality.get("occlusions", []):
+        parts.append(f"The {occ['region']} is covered from {occ['start']:.2f} to {occ['end']:.2f} s "
+                     "(its AUs and states are not read there).")
+    if quality.get("two_faces_frames"):
+        parts.append(f"A second face is in {quality['two_faces_frames']} frame(s).")
+    pose = getattr(ev, "head_pose", None) or {}
+    if pose.get("range"):
+        r = pose["range"]
+        parts.append(f"Head pose: yaw {r['yaw'][0]:.0f} to {r['yaw'][1]:.0f} degrees, pitch {r['pitch'][0]:.0f} to "
+                     f"{r['pitch'][1]:.0f}, roll {r['roll'][0]:.0f} to {r['roll'][1]:.0f}.")
+    doubts = [f"#{iv.index + 1}: {iv.notes[0]}" for iv in ev.intervals if getattr(iv, "notes", None)]
+    if doubts:
+        parts.append("Less sure: " + "; ".join(doubts[:4]) + ".")
+    return " ".join(parts)
 
 
 def summary(ev) -> str:
     main = main_interval(ev)
     parts = [f"In {ev.duration:.1f} s I spotted {len(ev.intervals)} expression interval(s)."]
     parts.append("Stretch by stretch: " + "; ".join(
-        f"{_span(ivs)} {({'positive': 'smile/positive', None: 'no AU reading'}).get(r, r)}"
-        for r, ivs in stretches(ev)) + ".")
+        f"{g[0].start:.2f}-{g[-1].end:.2f} s {r or 'no reading'} ({', '.join(x.name for x in g)})"
+        for r, g in merged(segments(ev))) + ".")
     parts.append(f"The main expression is {describe(main)}.")
+    notes = (getattr(ev, "quality", None) or {}).get("notes")
+    if notes:
+        parts.append("Face: " + "; ".join(notes) + ".")
     parts.append(hidden(ev) if ev.hidden else "Hidden-emotion check: nothing flagged.")
     return " ".join(parts)
-
-
-def is_megc_kind(question: str) -> bool:
-    return question_type(question).kind != "open"

@@ -11,9 +11,11 @@ these and says how many weaker detections were left out, so its numbers are the 
 **The clip's main expression** (:func:`main_interval`) answers clip-level questions (every MEGC
 question: a test clip holds one expression). Each interval gets :func:`main_score`::
 
-    main_score = spotting score x (1 + sum of the scores of its three strongest measured AUs)
+    main_score = spotting score x confidence x (1 + sum of the scores of its three strongest measured AUs)
 
-and intervals with at least one measured AU (above its detector threshold) always come before
+where ``confidence`` (1 when the evidence knows nothing against the interval) is lowered by the
+builder for a turning head or a covered face, and intervals with at least one measured AU (above its
+detector threshold) always come before
 intervals without one, which come before an *assumed* interval (nothing spotted; the clip's peak).
 So a strong burst of motion in which the AU detector measured nothing (a head turn, a blink cut
 short) never becomes the interval the AU and emotion answers rest on, while among intervals with
@@ -58,8 +60,9 @@ def clip_intervals(spotted, *, max_intervals: int | None) -> list:
 
 # -- the main expression ----------------------------------------------------------------------------
 def main_score(iv) -> float:
-    """Spotting score x (1 + the sum of the scores of the three strongest measured AUs)."""
-    return float(iv.score) * (1.0 + sum(float(a.get("score", 0.0)) for a in list(iv.aus)[:3]))
+    """Spotting score x confidence x (1 + the sum of the scores of the three strongest measured AUs)."""
+    confidence = float(getattr(iv, "confidence", 1.0))
+    return float(iv.score) * confidence * (1.0 + sum(float(a.get("score", 0.0)) for a in list(iv.aus)[:3]))
 
 
 def _main_key(iv):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
+from mevqa.evidence.select import main_interval
+
 CHARS_PER_TOKEN = 4.0  # rough average of Qwen's BPE on English prose; used only for the budget
 
 
@@ -77,7 +79,7 @@ def render_evidence(ev, *, budget_tokens: int = 400, focus=None) -> str:
     head = "\n".join([head] + _clip_face_lines(ev, s))
     if not ev.intervals:
         return head + "\n" + s["none"]
-    focus = focus or ev.primary
+    focus = focus or main_interval(ev)  # the clip's main expression (evidence.select)
     hidden = [s["hidden"].format(explanation=h.explanation) for h in ev.hidden]
     focus_line = [s["focus"].format(number=focus.index + 1)] if focus is not None else []
     budget = budget_tokens * CHARS_PER_TOKEN
