@@ -107,16 +107,14 @@ def test_garbage_with_video_extension(tmp_path):
     assert "cannot decode" in _one_line(e)
 
 
-def test_truncated_video_still_loads_what_is_there_or_errors_cleanly(tmp_path, real_video):
-    data = real_video.read_bytes()
+@pytest.mark.parametrize("keep", [0.3, 0.9])
+def test_truncated_video_is_refused_in_one_line(tmp_path, real_video, keep):
+    data = real_video.read_bytes()  # its index (moov) comes first: a cut file still opens and decodes part
     p = tmp_path / "cut.mp4"
-    p.write_bytes(data[: len(data) // 3])  # moov atom is at the end of this file: nothing decodable
-    try:
-        c = Clip.load(p)
-    except ClipError as e:
-        assert "\n" not in str(e)
-    else:
-        assert 0 < c.n_frames < 472
+    p.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(ClipError, match=r"truncated or damaged: only \d+ of its 472 frames decode") as e:
+        Clip.load(p)
+    assert "\n" not in str(e.value)
 
 
 def test_empty_file(tmp_path):
@@ -181,3 +179,60 @@ def test_limits(tmp_path, real_video):
     write_clip(_frames(3, w=40, h=30), tiny, fps=30)
     with pytest.raises(ClipError, match="too small"):
         Clip.load(tiny)
+
+
+@pytest.mark.parametrize("fps", [0, -1, float("nan"), float("inf")])
+def test_a_given_frame_rate_that_is_not_one_is_named(real_video, fps):
+    with pytest.raises(ClipError, match="is not a frame rate") as e:
+        Clip.load(real_video, fps=fps)
+    assert "\n" not in str(e.value) and "missing" not in str(e.value)
+
+
+def test_single_frame_clips_are_refused(tmp_path):
+    write_clip(_frames(1), tmp_path / "one", fps=30)
+    with pytest.raises(ClipError, match="single frame"):
+        Clip.load(tmp_path / "one")
+    write_clip(_frames(1, w=160, h=120), tmp_path / "one.mp4", fps=30)
+    with pytest.raises(ClipError, match="single frame"):
+        Clip.load(tmp_path / "one.mp4")
+
+
+def _no_decoding(monkeypatch):
+    import cv2
+
+    import mevqa.io.video as video
+
+    def boom(*a, **k):
+        raise AssertionError("decoded before the limits were checked")
+
+    monkeypatch.setattr(video, "_decode_decord", boom)
+    monkeypatch.setattr(video, "_decode_opencv", boom)
+    monkeypatch.setattr(cv2, "imread", boom)
+
+
+def test_limits_are_checked_from_the_header_before_decoding(monkeypatch, real_video, tmp_path):
+    write_clip(_frames(5), tmp_path / "folder", fps=30)
+    _no_decoding(monkeypatch)
+    with pytest.raises(ClipError, match="over the limit of 5 s"):
+        Clip.load(real_video, limits=ClipLimits(max_seconds=5))
+    with pytest.raises(ClipError, match="over the limit of 100"):
+        Clip.load(real_video, limits=ClipLimits(max_frames=100))
+    with pytest.raises(ClipError, match="larger than 320 px a side"):
+        Clip.load(real_video, limits=ClipLimits(max_source_side=320))
+    with pytest.raises(ClipError, match="over the memory budget"):
+        Clip.load(real_video, limits=ClipLimits(max_pixels=1e6))
+    with pytest.raises(ClipError, match="larger than 64 px a side"):
+        Clip.load(tmp_path / "folder", limits=ClipLimits(max_source_side=64))
+
+
+@pytest.mark.parametrize("backend", ["decord", "opencv"])
+def test_a_clip_over_the_pixel_budget_is_decoded_smaller(real_video, backend):
+    clip = Clip.load(real_video, backend=backend, limits=ClipLimits(max_pixels=30e6))  # 472 x 640x360 = 109 M
+    assert clip.n_frames == 472 and clip.size == (336, 189) and clip.meta["source_size"] == (640, 360)
+    assert clip.n_frames * clip.size[0] * clip.size[1] <= 30e6
+
+
+def test_frame_folder_over_the_pixel_budget_is_decoded_smaller(tmp_path):
+    write_clip(_frames(10, w=400, h=300), tmp_path / "big", fps=30)
+    clip = Clip.load(tmp_path / "big", limits=ClipLimits(max_pixels=10 * 320 * 240))
+    assert clip.size == (320, 240) and clip.meta["source_size"] == (400, 300)

@@ -3,7 +3,11 @@
 A :class:`Clip` holds every frame of a short face clip in memory as RGB ``uint8`` (T, H, W, 3), so
 random access, uniform sampling and keyframe picking never decode twice. Micro-expression clips are
 short (CASME II and SAMM clips are a few hundred frames), and caps on frames, duration and resolution
-keep a long upload from filling the memory: frames larger than ``max_side`` are downscaled on load.
+keep a long upload from filling the memory. The caps are checked from the container's metadata (or the
+image headers of a frame folder) *before* anything is decoded, and frames are decoded straight to the
+size they are kept at: larger than ``max_side``, or too many pixels together for ``max_pixels``, and
+they are downscaled while decoding. A file that decodes to fewer frames than its index lists is
+truncated or damaged and is refused, not half analysed.
 
 Frame folders are read as the datasets ship them, in natural numeric order:
 CASME II ``img46.jpg``, SAMM ``006_1_2_0001.jpg``, CAS(ME)^3 ``1.jpg``. They carry no frame rate, so
@@ -12,6 +16,7 @@ the caller gives one (CASME II and SAMM are 200 fps, CAS(ME)^3 is 30 fps).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,26 +25,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# ClipError, ClipLimits and DEFAULT_LIMITS live with the decoders and are re-exported here.
+from mevqa.io.decode import (DEFAULT_LIMITS, MAX_FPS, MIN_FPS, ClipError, ClipLimits, _check_complete,  # noqa: F401
+                             _check_counts, _check_fps, _check_size, _decode_decord, _decode_opencv, _decode_size,
+                             _image_size, _probe)
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-MIN_FPS, MAX_FPS = 1.0, 1000.0
-
-
-class ClipError(ValueError):
-    """A clip that cannot be used; the message is one line a user can act on."""
-
-
-@dataclass(frozen=True)
-class ClipLimits:
-    """Caps applied while loading; a clip over ``max_frames`` or ``max_seconds`` is refused."""
-
-    max_frames: int = 6000
-    max_seconds: float = 120.0
-    max_side: int = 1280  # longer image side; larger frames are downscaled, not refused
-    min_side: int = 64
-
-
-DEFAULT_LIMITS = ClipLimits()
 
 
 @dataclass
@@ -133,6 +125,8 @@ class Clip:
         ``"decord"`` or ``"opencv"``.
         """
         p = Path(os.fspath(path)).expanduser()
+        if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise ClipError(f"{p}: --fps {fps!r} is not a frame rate (give a positive number, e.g. --fps 30)")
         if not p.exists():
             raise ClipError(f"{p}: no such file or folder")
         if p.is_dir():
@@ -150,45 +144,26 @@ class Clip:
         return write_clip(self.frames, path, fps=fps or self.fps)
 
 
-# ---------------------------------------------------------------------------------------------
-def _check_fps(fps, source: str) -> None:
-    if fps is None or not np.isfinite(fps) or fps <= 0:
-        raise ClipError(f"{source}: missing frame rate; pass --fps")
-    if not (MIN_FPS <= fps <= MAX_FPS):
-        raise ClipError(f"{source}: frame rate {fps:g} is absurd (expected {MIN_FPS:g}-{MAX_FPS:g} fps)")
-
-
-def _fit(frame: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = frame.shape[:2]
-    s = max(h, w)
-    if s <= max_side:
-        return frame
-    scale = max_side / s
-    return cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-
-
-def _check_counts(n: int, fps: float, source: str, limits: ClipLimits) -> None:
-    if n == 0:
-        raise ClipError(f"{source}: the clip has no frames")
-    if n > limits.max_frames:
-        raise ClipError(f"{source}: {n} frames is over the limit of {limits.max_frames}; trim the clip")
-    if n / fps > limits.max_seconds:
-        raise ClipError(f"{source}: {n / fps:.1f} s is over the limit of {limits.max_seconds:g} s; trim the clip")
-
-
-def _check_size(w: int, h: int, source: str, limits: ClipLimits) -> None:
-    if min(w, h) < limits.min_side:
-        raise ClipError(f"{source}: frames of {w}x{h} are too small for face analysis (min side {limits.min_side})")
-
 
 def _load_video(p: Path, *, fps, limits: ClipLimits, backend: str) -> Clip:
     errors = []
     order = {"auto": ("decord", "opencv"), "decord": ("decord",), "opencv": ("opencv",)}.get(backend)
     if order is None:
         raise ClipError(f"unknown video backend {backend!r} (auto, decord or opencv)")
+    # Budgets from the header, before a single frame is decoded.
+    w, h, n_meta, meta_fps = _probe(p)
+    size = None
+    if w and h:
+        rate = fps if fps is not None else meta_fps
+        if n_meta > limits.max_frames:
+            raise ClipError(f"{p}: {n_meta} frames is over the limit of {limits.max_frames}; trim the clip")
+        if n_meta and rate and MIN_FPS <= rate <= MAX_FPS:
+            _check_counts(n_meta, rate, str(p), limits)  # length and a single frame, from the header
+        size = _decode_size(w, h, max(n_meta, 1), str(p), limits)
+    smaller = size if size is not None and size != (w, h) else None  # decoders keep the file's size otherwise
     for name in order:
         try:
-            frames, file_fps = (_decode_decord if name == "decord" else _decode_opencv)(p, limits)
+            frames, file_fps = (_decode_decord if name == "decord" else _decode_opencv)(p, limits, smaller)
         except ClipError:
             raise
         except ImportError as e:  # decord missing: fall back silently
@@ -200,48 +175,16 @@ def _load_video(p: Path, *, fps, limits: ClipLimits, backend: str) -> Clip:
         if frames is None:
             errors.append(f"{name}: decoded no frames")
             continue
+        _check_complete(len(frames), n_meta, p)
         use_fps = fps if fps is not None else file_fps
         _check_fps(use_fps, str(p))
         _check_counts(len(frames), use_fps, str(p), limits)
-        return Clip(frames, float(use_fps), str(p), meta={"decoder": name, "file_fps": file_fps})
+        meta = {"decoder": name, "file_fps": file_fps}
+        if size is not None and size != (w, h):
+            meta["source_size"] = (w, h)  # decoded smaller: max_side or the memory budget
+        return Clip(frames, float(use_fps), str(p), meta=meta)
     raise ClipError(f"{p}: cannot decode the video (corrupt, truncated or not a video)")
 
-
-def _decode_decord(p: Path, limits: ClipLimits):
-    import decord  # noqa: PLC0415 - optional at import time
-
-    vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=2)
-    n = len(vr)
-    fps = float(vr.get_avg_fps() or 0)
-    if n == 0:
-        return None, fps
-    if n > limits.max_frames:
-        raise ClipError(f"{p}: {n} frames is over the limit of {limits.max_frames}; trim the clip")
-    # Sequential next() is 1.2-3x faster than get_batch here (no seeking between frames).
-    frames = [_fit(vr.next().asnumpy(), limits.max_side) for _ in range(n)]
-    _check_size(frames[0].shape[1], frames[0].shape[0], str(p), limits)
-    return np.stack(frames), fps
-
-
-def _decode_opencv(p: Path, limits: ClipLimits):
-    cap = cv2.VideoCapture(str(p))
-    if not cap.isOpened():
-        raise RuntimeError("OpenCV cannot open it")
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0)
-    frames = []
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frames.append(_fit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), limits.max_side))
-        if len(frames) > limits.max_frames:
-            cap.release()
-            raise ClipError(f"{p}: more than {limits.max_frames} frames; trim the clip")
-    cap.release()
-    if not frames:
-        return None, fps
-    _check_size(frames[0].shape[1], frames[0].shape[0], str(p), limits)
-    return np.stack(frames), fps
 
 
 # -- frame folders ----------------------------------------------------------------------------
@@ -294,6 +237,13 @@ def _load_folder(folder: Path, *, fps, limits: ClipLimits) -> Clip:
         fps = FOLDER_PATTERNS[dataset][1]
     _check_fps(fps, str(folder))
     _check_counts(len(files), fps, str(folder), limits)
+    head = None  # sizes from the image headers, before any pixel is decoded
+    for f in files:
+        sz = _image_size(f)
+        if sz is not None and head is not None and sz != head:
+            raise ClipError(f"{folder}: mixed frame sizes ({head[0]}x{head[1]} and {sz[0]}x{sz[1]} at {f.name})")
+        head = head or sz
+    size = _decode_size(*head, len(files), str(folder), limits) if head else None
     frames, first = [], None
     for f in files:
         bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
@@ -302,10 +252,17 @@ def _load_folder(folder: Path, *, fps, limits: ClipLimits) -> Clip:
         if first is None:
             first = bgr.shape
             _check_size(bgr.shape[1], bgr.shape[0], str(folder), limits)
+            size = size or _decode_size(bgr.shape[1], bgr.shape[0], len(files), str(folder), limits)
         elif bgr.shape != first:
             raise ClipError(f"{folder}: mixed frame sizes ({first[1]}x{first[0]} and {bgr.shape[1]}x{bgr.shape[0]} at {f.name})")
-        frames.append(_fit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), limits.max_side))
-    return Clip(np.stack(frames), float(fps), str(folder), numbers, meta={"dataset": dataset})
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if (rgb.shape[1], rgb.shape[0]) != size:
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        frames.append(rgb)
+    meta = {"dataset": dataset}
+    if size != (first[1], first[0]):
+        meta["source_size"] = (first[1], first[0])
+    return Clip(np.stack(frames), float(fps), str(folder), numbers, meta=meta)
 
 
 # -- writing ----------------------------------------------------------------------------------
