@@ -66,13 +66,17 @@ def _interval_evidence(front: FrontEnd, k: int, onset: int, apex: int, offset: i
     emotions = [{"fine": c.fine, "coarse": c.coarse, "confidence": round(float(c.confidence), 3), "rule": c.rule}
                 for c in cands[:3]]
     crops = front.faces.crops
-    images = {"onset": crops[front.to_analysis(onset)], "apex": crops[front.to_analysis(apex)],
-              "offset": crops[front.to_analysis(offset)]}
+    at = {"onset": front.to_analysis(onset), "apex": front.to_analysis(apex), "offset": front.to_analysis(offset)}
+    # Copies, not views: a view would keep the clip's whole crop array alive in every cached Evidence.
+    images = {name: crops[i].copy() for name, i in at.items()}
+    # Enough to cut the same crops from the clip again (the disk cache stores no face images).
+    keyframes = {name: {"frame": int(front.to_clip(i)), "transform": front.faces.transforms[i].tolist()}
+                 for name, i in at.items()}
     if getattr(res, "flow", None) is not None:
         images["flow"] = flow_to_rgb(res.flow, max_magnitude=config.flow_map_scale)
     return IntervalEvidence(k, int(onset), int(apex), int(offset), kind, round(float(score), 4), front.clip.fps,
                             aus, emotions, {r: round(float(v), 4) for r, v in (rois or {}).items()}, weak, assumed,
-                            images)
+                            images, keyframes=keyframes)
 
 
 def _coded_interval(front: FrontEnd, sr, coded: tuple, config: EvidenceConfig) -> IntervalEvidence:
@@ -225,14 +229,15 @@ def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), c
 
     ``coded = (onset, apex, offset)`` measures a dataset's labelled interval instead of the spotted
     ones (see :func:`evidence_from_frontend`). The cache lives in memory and on disk (``$MEVQA_CACHE``
-    or ``~/.cache/mevqa/evidence``); set ``cache=False`` to recompute. ``progress`` is an optional
+    or ``~/.cache/mevqa/evidence``; private, verified, bounded, no face images: :mod:`mevqa.evidence.cache`);
+    set ``cache=False`` to recompute. ``progress`` is an optional
     ``(stage: str, fraction: float)`` callable.
     """
-    key = f"{clip.content_hash()}-{_cache.settings_key(config)}"
+    key = f"{_cache.clip_key(clip)}-{_cache.settings_key(config)}"
     if coded is not None:
         key += "-coded-" + "-".join("x" if v is None else str(int(v)) for v in coded)
     if cache:
-        ev = _cache.load(key, source=clip.source)
+        ev = _cache.load(key, clip)
         if ev is not None:
             return ev
     say = progress or (lambda stage, frac: None)

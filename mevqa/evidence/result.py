@@ -47,6 +47,7 @@ class IntervalEvidence:
     head_pose: dict = field(default_factory=dict)   # yaw/pitch/roll medians, turn, motion (degrees)
     confidence: float = 1.0        # 1 = nothing known against the reading; lowered with a note for each reason
     notes: list[str] = field(default_factory=list)
+    keyframes: dict = field(default_factory=dict)  # name -> {"frame": clip index, "transform": 2x3 frame->crop}
 
     @property
     def t_onset(self) -> float:
