@@ -147,7 +147,8 @@ def test_config_errors_are_one_line_and_name_the_key(tmp_path):
 def test_example_configs_load():
     from mevqa.train.trainer import load_config
 
-    models = {load_config(p).model for p in (ROOT / "train/configs").glob("*.yaml")}
+    lora_configs = [p for p in (ROOT / "train/configs").glob("*.yaml") if not p.name.startswith("recognizer")]
+    models = {load_config(p).model for p in lora_configs}
     assert {"tiny", "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen3-VL-2B-Instruct",
             "Qwen/Qwen3-VL-4B-Instruct"} <= models
     qlora = [load_config(p) for p in (ROOT / "train/configs").glob("*qlora*.yaml")]
@@ -193,7 +194,7 @@ def test_no_split_ever_puts_a_subject_on_both_sides(casme):
     from mevqa.train.dataset import QAItem, qa_from_megc, qa_from_sheet
     from mevqa.io.sheets import load_sheet
     from mevqa.io.splits import SubjectLeakageError, assert_subject_disjoint, subject_id
-    from mevqa.train.trainer import ConfigError, SplitConfig, _split
+    from mevqa.train.trainer import ConfigError, SplitConfig, split_clips as _split
 
     clips = list(load_sheet(casme / "CASME2-coding-20140508.xlsx", frames_root=casme))
     configs = [SplitConfig(loso_fold=i) for i in range(3)] + [
@@ -262,8 +263,8 @@ def test_cached_vision_features_give_the_same_loss(family):
                           "image_grid_thw": torch.tensor([[1, 4, 4], [1, 4, 4]])})
     batch = {k: torch.cat([e[k] for e in encodings]) for k in encodings[0]}
     cache = VisionCache(model, torch.device("cpu"))
-    cached = cache.apply(batch, ["a", "b"], encodings)
-    assert "pixel_values" not in cached and set(cache.store) == {"a", "b"}
+    cached = cache.apply(batch, encodings)
+    assert "pixel_values" not in cached and len(cache.store) == 2  # keyed by the images, not by a clip name
     assert torch.allclose(answer_loss(model, batch), answer_loss(model, cached), atol=1e-6)
 
 
@@ -272,8 +273,11 @@ def test_training_lowers_the_loss_and_the_adapter_reproduces_the_answers(tiny, c
     from mevqa.train.trainer import train
 
     # 8 samples (coarse + fine of 4 clips), full batch: 40 steps take about 8 s on 2 idle cores
+    # no warmup: transformers' warmup starts at lr 0, and at lr 1e-2 the tiny model then plateaus near
+    # loss 0.3 within 40 steps (measured), while from step 0 it reaches 0.01
     cfg = _config(tiny, casme, tmp_path / "run", **{"data.question_kinds": "[coarse,fine]", "lr": 1e-2,
-                                                   "scheduler": "constant", "max_steps": 40, "batch_size": 8,
+                                                   "scheduler": "constant", "warmup_steps": 0, "max_steps": 40,
+                                                   "batch_size": 8,
                                                    "balance": "none", "save_every": 20, "eval_at_end": "true"})
     result = train(cfg, progress=False)
     losses = result.losses
@@ -348,3 +352,21 @@ def test_qlora_trains_on_a_4bit_base_and_reloads(tiny, casme, tmp_path):
     agent = Agent.from_args(model=str(tiny), adapter=str(result.adapter_dir), load_in_4bit=True, fallback=False)
     layers = [m for m in agent.backend.vlm.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(layers) == 14  # 2 layers x (q, k, v, o, gate, up, down); vision tower and lm_head stay full
+
+
+def test_qlora_in_bf16_finishes_with_the_held_out_evaluation(tiny, casme, tmp_path):
+    """Issue 16: after prepare_model_for_kbit_training every non-4-bit tensor was fp32 and only 2-D ones
+    went back to bf16; norms stayed fp32, and the end evaluation (generate, no autocast) raised
+    "self and mat2 must have the same dtype". bf16 on the CPU (cpu_bf16) runs the GPU's precision path."""
+    from mevqa.train.trainer import train
+
+    cfg = _config(tiny, casme, tmp_path / "qb", **{"data.question_kinds": "[coarse]", "load_in_4bit": "true",
+                                                  "cpu_bf16": "true", "eval_at_end": "true",
+                                                  "gradient_checkpointing": "true", "lora.modules_to_save": "[lm_head]",
+                                                  "max_steps": 2, "batch_size": 2})
+    result = train(cfg, progress=False)
+    assert result.steps == 2 and all(0 < x < 20 for x in result.losses)
+    assert result.metrics["adapter"]["n"] == 1  # sub03's one coarse question, answered by the bf16 4-bit model
+    assert (result.adapter_dir / "README.md").read_text().count("coarse UF1") == 1
+    assert (result.adapter_dir / "training_config.yaml").is_file()
+    assert "bf16 on CPU" in (result.adapter_dir / "README.md").read_text()

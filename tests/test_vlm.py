@@ -419,3 +419,57 @@ def test_lora_trains_saves_and_reloads_with_identical_logits(tiny_dirs, face, tm
     assert torch.allclose(trained, again, atol=1e-5)
     assert not torch.allclose(base_logits, again, atol=1e-3)
     assert isinstance(reloaded.generate(messages(face), max_new_tokens=3), str)  # PeftModel.generate path
+
+
+# -- issue 16: sampling that samples, no fp16 by default, one chat template ------------------------
+
+
+def test_samples_differ_when_the_checkpoint_ships_top_k_1(tiny_dirs, face, tmp_path):
+    """Qwen2.5-VL-7B-Instruct's generation_config.json carries top_k=1 (and top_p=0.001); transformers 5
+    fills unset sampling fields from it, which made every sample the greedy answer."""
+    import json
+    import shutil
+
+    folder = tmp_path / "topk1"
+    shutil.copytree(tiny_dirs["qwen2_5_vl"], folder)
+    gen = json.loads((folder / "generation_config.json").read_text())
+    gen.update(top_k=1, top_p=0.001, temperature=0.1, do_sample=True, repetition_penalty=1.05)
+    (folder / "generation_config.json").write_text(json.dumps(gen))
+    vlm = QwenVL.from_pretrained(str(folder), device="cpu", config=VLMConfig(model=str(folder), temperature=1.0,
+                                                                            top_p=1.0, seed=0))
+    assert vlm.model.generation_config.top_k == 1
+    samples = vlm.sample(two_image_messages(face), 6, max_new_tokens=8)
+    assert len(set(samples)) > 1, samples  # random tiny weights: sampling over the full vocabulary varies
+
+
+def test_auto_dtype_never_picks_fp16(monkeypatch):
+    from mevqa.vlm.sources import resolve_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.float32  # Qwen overflows fp16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("fp16", torch.device("cuda")) == torch.float16  # only when asked for
+
+
+def test_both_processor_paths_read_the_processors_chat_template(tiny_dirs, tmp_path):
+    """Qwen2.5-VL ships a tokenizer template and a processor template (chat_template.json) that differ;
+    AutoProcessor reads the processor's, so the torchvision-free path must read the same one."""
+    import json
+    import shutil
+
+    from mevqa.testing.tiny_model import QWEN2_5_VL_CHAT_TEMPLATE
+    from mevqa.vlm.processing import processor_chat_template
+
+    folder = tmp_path / "two_templates"
+    shutil.copytree(tiny_dirs["qwen2_5_vl"], folder)
+    processor_template = QWEN2_5_VL_CHAT_TEMPLATE.replace("You are a helpful assistant.", "PROCESSOR TEMPLATE")
+    (folder / "chat_template.json").write_text(json.dumps({"chat_template": processor_template}))
+    proc = VLProcessor.from_pretrained(str(folder), family="qwen2_5_vl", backend="numpy")
+    assert proc.tokenizer.chat_template != processor_template
+    assert proc.chat_template == processor_template == processor_chat_template(str(folder))
+    assert "PROCESSOR TEMPLATE" in proc.render([{"role": "user", "content": "hi"}])
+    if torchvision_available():  # the standard path reads the same file
+        hf = VLProcessor.from_pretrained(str(folder), family="qwen2_5_vl", backend="transformers")
+        assert hf.chat_template == processor_template

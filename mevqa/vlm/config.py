@@ -46,7 +46,8 @@ class VLMConfig:
         processor_backend: "auto" uses transformers' AutoProcessor where torchvision is installed and
             the numpy path elsewhere; "numpy" or "transformers" force one.
         max_new_tokens: generation budget; MEGC answers are at most about 40 tokens.
-        temperature, top_p: sampling settings, used only when sampling.
+        temperature, top_p, top_k: sampling settings, used only when sampling, always passed explicitly
+            (a checkpoint's own generation config never fills them in); top_k 0 means no top-k cut.
         n_samples: answers drawn per question for self-consistency (majority vote); 1 is greedy.
         seed: seed for sampling, or None for nondeterministic sampling.
     """
@@ -67,6 +68,7 @@ class VLMConfig:
     max_new_tokens: int = 64
     temperature: float = 0.7
     top_p: float = 0.9
+    top_k: int = 0
     n_samples: int = 1
     seed: int | None = None
 
@@ -100,6 +102,8 @@ class VLMConfig:
             raise VLMConfigError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < float(self.top_p) <= 1:
             raise VLMConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if int(self.top_k) < 0:
+            raise VLMConfigError(f"top_k must be >= 0 (0: no top-k cut), got {self.top_k}")
         if int(self.n_samples) < 1:
             raise VLMConfigError(f"n_samples must be at least 1, got {self.n_samples}")
 

@@ -9,7 +9,6 @@ shown. Nothing here runs remote code: ``trust_remote_code`` is always False.
 """
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from mevqa.vlm.config import TINY_MARKER, VLMConfig
+from mevqa.vlm.config import VLMConfig
 from mevqa.vlm.processing import (
     FAMILY_NAMES,
     FAMILY_OF_MODEL_TYPE,
@@ -25,6 +24,17 @@ from mevqa.vlm.processing import (
     VLProcessor,
     _check_text,
     parse_messages,
+)
+from mevqa.vlm.sources import (  # noqa: F401  (re-exported: callers import these from mevqa.vlm.model)
+    DTYPE_NAMES,
+    ModelLoadError,
+    check_adapter,
+    check_model_source,
+    display_name,
+    lora_target_modules,
+    one_line,
+    resolve_device,
+    resolve_dtype,
 )
 
 # model_type in config.json -> the transformers class that loads it
@@ -35,109 +45,11 @@ MODEL_CLASSES = {
     "qwen3_vl_moe": "Qwen3VLMoeForConditionalGeneration",
 }
 IGNORE_INDEX = -100  # label value the loss skips (torch CrossEntropyLoss default)
-DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-_DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16,
-}
-
-
-class ModelLoadError(ValueError):
-    """A model or adapter that cannot be loaded; the one-line message says which and why."""
 
 
 class TrainingEncodingError(ValueError):
     """A conversation whose prompt does not tokenise as a prefix of prompt + answer (a template issue)."""
 
-
-def _one_line(exc: BaseException, limit: int = 240) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} asked for but no CUDA GPU is available; use device='cpu'")
-    return dev
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """"auto" -> bf16 on a GPU that supports it (fp16 on older GPUs), fp32 on CPU."""
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    if dtype not in _DTYPES:
-        raise ModelLoadError(f"dtype must be auto, fp32, bf16 or fp16, got {dtype!r}")
-    return _DTYPES[dtype]
-
-
-def lora_target_modules(family: str, *, language: bool = True, mlp: bool = True, vision: bool = False,
-                        merger: bool = False) -> str:
-    """PEFT ``target_modules`` regex for a Qwen-VL family (see the field notes in ARCHITECTURE.md).
-
-    ``language``: q/k/v/o projections of the language model; ``mlp``: its gate/up/down projections;
-    ``vision``: the vision blocks' ``attn.qkv``/``attn.proj``; ``merger``: the patch merger MLP
-    (``mlp.0``/``mlp.2`` on Qwen2/2.5-VL, ``linear_fc1``/``linear_fc2`` on Qwen3-VL).
-    """
-    family = FAMILY_OF_MODEL_TYPE.get(family, family)
-    if family not in FAMILY_NAMES:
-        raise ValueError(f"unknown Qwen-VL family {family!r}; known: {', '.join(FAMILY_NAMES)}")
-    parts = []
-    lm = []
-    if language:
-        lm.append(r"self_attn\.(q_proj|k_proj|v_proj|o_proj)")
-    if mlp:
-        lm.append(r"mlp\.(gate_proj|up_proj|down_proj)")
-    if lm:
-        parts.append(r".*language_model\.layers\.\d+\.(" + "|".join(lm) + ")")
-    if vision:
-        parts.append(r".*visual\.blocks\.\d+\.attn\.(qkv|proj)")
-    if merger:
-        parts.append(r".*visual\.merger\.linear_fc(1|2)" if family == "qwen3_vl" else r".*visual\.merger\.mlp\.(0|2)")
-    if not parts:
-        raise ValueError("choose at least one of language, mlp, vision, merger")
-    return "(" + ")|(".join(parts) + ")"
-
-
-def _looks_like_path(name: str) -> bool:
-    # Hub ids are "owner/name" (one slash, no leading dot or slash); anything else is a path.
-    return name.startswith(("/", "./", "../", "~", "\\")) or name.count("/") > 1 or "\\" in name or name in (".", "..")
-
-
-def _check_model_source(model: str) -> None:
-    """Fail early, with one line, on a folder that is not there or holds no model."""
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ModelLoadError(f"{model} is a file; give the model folder (the one holding config.json)")
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"no config.json in {model}: not a transformers model folder")
-    elif _looks_like_path(model):
-        raise ModelLoadError(f"model folder {model} does not exist")
-
-
-def _check_adapter(adapter: str) -> dict:
-    """The adapter's parsed adapter_config.json, or ModelLoadError saying what is wrong."""
-    path = Path(adapter).expanduser()
-    if not path.is_dir():
-        raise ModelLoadError(f"adapter folder {adapter} does not exist")
-    cfg = path / "adapter_config.json"
-    if not cfg.is_file():
-        raise ModelLoadError(f"no adapter_config.json in {adapter}: not a PEFT adapter folder")
-    try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{cfg} is not valid JSON ({_one_line(exc)}); re-save the adapter") from exc
-    if not isinstance(data, dict) or "peft_type" not in data:
-        raise ModelLoadError(f"{cfg} has no peft_type: not a PEFT adapter config")
-    if not any((path / n).is_file() for n in ("adapter_model.safetensors", "adapter_model.bin")):
-        raise ModelLoadError(f"no adapter_model.safetensors in {adapter}: the adapter weights are missing")
-    return data
 
 
 class QwenVL:
@@ -195,9 +107,9 @@ class QwenVL:
 
         # 2. the model's config: is it there, and is it a Qwen-VL? (the adapter is checked now too,
         #    so a broken adapter fails before gigabytes of weights are read)
-        _check_model_source(cfg.model)
+        check_model_source(cfg.model)
         if cfg.adapter:
-            _check_adapter(cfg.adapter)
+            check_adapter(cfg.adapter)
         from transformers import AutoConfig
 
         try:
@@ -205,7 +117,7 @@ class QwenVL:
         except Exception as exc:
             raise ModelLoadError(
                 f"cannot load {cfg.model!r}: not a local model folder and not fetchable from the hub "
-                f"(offline or not cached?): {_one_line(exc)}"
+                f"(offline or not cached?): {one_line(exc)}"
             ) from exc
         model_type = getattr(hf_config, "model_type", None)
         if model_type not in MODEL_CLASSES:
@@ -230,7 +142,7 @@ class QwenVL:
         try:
             hf_model = model_cls.from_pretrained(source, **load_kwargs)
         except Exception as exc:
-            raise ModelLoadError(f"cannot load the weights of {cfg.model}: {_one_line(exc)}") from exc
+            raise ModelLoadError(f"cannot load the weights of {cfg.model}: {one_line(exc)}") from exc
 
         # 5. the LoRA adapter, through PEFT
         if cfg.adapter:
@@ -239,7 +151,7 @@ class QwenVL:
             try:
                 hf_model = PeftModel.from_pretrained(hf_model, str(Path(cfg.adapter).expanduser()), is_trainable=False)
             except Exception as exc:
-                raise ModelLoadError(f"cannot apply adapter {cfg.adapter}: {_one_line(exc)}") from exc
+                raise ModelLoadError(f"cannot apply adapter {cfg.adapter}: {one_line(exc)}") from exc
         hf_model.eval()
         if cfg.seed is not None:
             # seeded once here, not per call: repeated samples for self-consistency must differ
@@ -252,9 +164,9 @@ class QwenVL:
                 backend=cfg.processor_backend,
             )
         except Exception as exc:
-            raise ModelLoadError(f"cannot load the processor of {cfg.model}: {_one_line(exc)}") from exc
+            raise ModelLoadError(f"cannot load the processor of {cfg.model}: {one_line(exc)}") from exc
         return cls(hf_model, processor, family=family, device=dev, dtype=torch_dtype, config=cfg,
-                   name=_display_name(cfg.model))
+                   name=display_name(cfg.model))
 
     @staticmethod
     def _quantization_config(cfg: VLMConfig, compute_dtype: torch.dtype):
@@ -263,7 +175,7 @@ class QwenVL:
             import bitsandbytes  # noqa: F401
             from transformers import BitsAndBytesConfig
         except Exception as exc:
-            raise ModelLoadError(f"4/8-bit loading needs bitsandbytes: {_one_line(exc)}") from exc
+            raise ModelLoadError(f"4/8-bit loading needs bitsandbytes: {one_line(exc)}") from exc
         # lm_head stays full precision (as in QLoRA); the vision tower too unless asked otherwise
         skip = ["lm_head"] if cfg.quantize_vision else ["lm_head", "model.visual"]
         if cfg.load_in_4bit:
@@ -370,7 +282,11 @@ class QwenVL:
             "repetition_penalty": getattr(base, "repetition_penalty", 1.0) or 1.0,
         }
         if do_sample:
-            settings.update(temperature=float(temperature or self.config.temperature), top_p=float(self.config.top_p))
+            # every sampling knob explicit: transformers 5 fills unset fields from the checkpoint's
+            # generation_config.json, and Qwen2.5-VL-7B-Instruct ships top_k=1 (and top_p=0.001), which
+            # turns sampling into greedy decoding and N "samples" into N copies of one answer
+            settings.update(temperature=float(temperature or self.config.temperature), top_p=float(self.config.top_p),
+                            top_k=int(self.config.top_k))
         return GenerationConfig(**settings)
 
     def _decode(self, ids: torch.Tensor) -> str:
@@ -456,15 +372,3 @@ class QwenVL:
         return f"QwenVL({self.describe()})"
 
 
-def _display_name(model: str) -> str:
-    """Hub ids as they are; local folders by name, the tiny test model as "tiny-local"."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        marker = path / TINY_MARKER
-        if marker.is_file():
-            try:
-                return json.loads(marker.read_text(encoding="utf-8")).get("name", "tiny-local")
-            except (json.JSONDecodeError, OSError):
-                return "tiny-local"
-        return path.resolve().name
-    return model

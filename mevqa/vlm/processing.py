@@ -35,6 +35,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mevqa.vlm.patches import frame_patches_to_video, patchify_video, qwen3_timestamps  # noqa: F401  (re-exported)
+
 FAMILY_OF_MODEL_TYPE = {
     "qwen2_vl": "qwen2_vl",
     "qwen2_5_vl": "qwen2_5_vl",
@@ -165,55 +167,6 @@ def _check_text(text: str, index: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# numpy patchifier
-
-
-def patchify_video(frames: np.ndarray, patch_size: int, merge_size: int, temporal_patch_size: int) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """Normalised frames (T, C, H, W) -> flat patches (grid_t*grid_h*grid_w, C*tps*ps*ps) in HF's order.
-
-    The order is (t, h-block, w-block, h-in-block, w-in-block) over patches and (C, tps, ps, ps)
-    inside a patch, as in ``Qwen2VLVideoProcessor.patchify``; T is padded to a multiple of the
-    temporal patch by repeating the last frame, as HF does.
-    """
-    t, c, h, w = frames.shape
-    if pad := -t % temporal_patch_size:
-        frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)], axis=0)
-        t += pad
-    gt, gh, gw = t // temporal_patch_size, h // patch_size, w // patch_size
-    x = frames.reshape(gt, temporal_patch_size, c, gh // merge_size, merge_size, patch_size,
-                       gw // merge_size, merge_size, patch_size)
-    # -> (gt, gh/m, gw/m, m, m, C, tps, ps, ps)
-    x = x.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
-    return np.ascontiguousarray(x.reshape(gt * gh * gw, c * temporal_patch_size * patch_size * patch_size)), (gt, gh, gw)
-
-
-def frame_patches_to_video(image_patches: np.ndarray, grid_hw: tuple[int, int], n_frames: int, *,
-                           channels: int, patch_size: int, merge_size: int, temporal_patch_size: int) -> np.ndarray:
-    """Per-frame image patches (as the image processor emits them) -> video patches in HF's order.
-
-    The image processor already resized, rescaled and normalised each frame and laid it out as
-    (gh/m, gw/m, m, m, C, tps, ps, ps) with the frame repeated along tps; keeping one copy and
-    regrouping frames in pairs gives exactly the video layout, with PIL's resize.
-    """
-    gh, gw = grid_hw
-    per = image_patches.reshape(n_frames, gh // merge_size, gw // merge_size, merge_size, merge_size,
-                                channels, temporal_patch_size, patch_size, patch_size)[:, :, :, :, :, :, 0]
-    # back to (T, C, H, W) and through the one video patchifier, so both share a single definition
-    frames = per.transpose(0, 5, 1, 3, 6, 2, 4, 7).reshape(n_frames, channels, gh * patch_size, gw * patch_size)
-    patches, _ = patchify_video(frames, patch_size, merge_size, temporal_patch_size)
-    return patches
-
-
-def qwen3_timestamps(n_frames: int, fps: float, temporal_patch_size: int) -> list[float]:
-    """Seconds shown before each temporal patch in Qwen3-VL prompts (mean time of its frames)."""
-    idx = list(range(n_frames))
-    if pad := -n_frames % temporal_patch_size:
-        idx += [idx[-1]] * pad
-    times = [i / fps for i in idx]
-    return [(times[i] + times[i + temporal_patch_size - 1]) / 2 for i in range(0, len(times), temporal_patch_size)]
-
-
-# ----------------------------------------------------------------------------------------------
 # the processor
 
 
@@ -275,11 +228,11 @@ class VLProcessor:
             hf_processor = AutoProcessor.from_pretrained(path, trust_remote_code=False, **hub_kwargs)
             tokenizer = hf_processor.tokenizer
             image_processor = hf_processor.image_processor
-            chat_template = getattr(hf_processor, "chat_template", None) or tokenizer.chat_template
         else:
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(path, trust_remote_code=False, **hub_kwargs)
             image_processor = Qwen2VLImageProcessorPil.from_pretrained(path, **hub_kwargs)
-            chat_template = tokenizer.chat_template or _read_chat_template(path, **hub_kwargs)
+        # one template for both paths: the processor's file, as AutoProcessor reads it, else the tokenizer's
+        chat_template = processor_chat_template(path, **hub_kwargs) or tokenizer.chat_template
         return cls(tokenizer, image_processor, family=family, chat_template=chat_template,
                    min_pixels=min_pixels, max_pixels=max_pixels, hf_processor=hf_processor)
 
@@ -424,11 +377,16 @@ class VLProcessor:
         return (h // self.patch_size) * (w // self.patch_size) // self.merge_size ** 2
 
 
-def _read_chat_template(path: str, **hub_kwargs) -> str | None:
-    """The processor's chat template (chat_template.jinja or chat_template.json) when the tokenizer has none."""
+def processor_chat_template(path: str, **hub_kwargs) -> str | None:
+    """The processor's chat template, looked up as ``AutoProcessor`` does: ``chat_template.json`` (the
+    legacy processor file), else ``chat_template.jinja``; None when the folder has neither.
+
+    Qwen2.5-VL ships a processor template and a tokenizer template that differ; reading the same one
+    on both processor paths keeps a GPU box (AutoProcessor) and a CPU box (numpy) on one prompt.
+    """
     from transformers.utils import cached_file
 
-    for name in ("chat_template.jinja", "chat_template.json"):
+    for name in ("chat_template.json", "chat_template.jinja"):
         try:
             found = cached_file(path, name, _raise_exceptions_for_missing_entries=False,
                                 _raise_exceptions_for_connection_errors=False, **hub_kwargs)
