@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1] / "mevqa"
 LAYERS = ["facs", "io", "face", "motion", "spot", "au", "recognize", "evidence", "vlm", "answer", "megc", "train", "apps"]
 # The developer commands that write fixtures (`mevqa synth`, `mevqa tiny-model`, the tiny training
 # config) may reach mevqa.testing; nothing else in the product does.
-FIXTURE_USERS = {"mevqa.apps.cli", "mevqa.train.trainer", "mevqa.train.config", "mevqa.train.data"}
+FIXTURE_USERS = {"mevqa.apps.cli", "mevqa.train.trainer", "mevqa.train.config", "mevqa.train.data",
+                 "mevqa.train.recognizer_data"}
 
 
 def _modules():

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mevqa.train.config import ConfigError, DataConfig, LoRAConfig, SplitConfig, TrainConfig, load_config
+from mevqa.train.recognizer_config import is_recognizer_config
 
 # Names from the training stack, imported on first use: torch, transformers' schedules and PEFT load
 # bitsandbytes, which is slow and logs to stderr, and `mevqa train` checks the config before that.
@@ -66,6 +67,8 @@ def __getattr__(name: str):
 
 def main_train(config_path: str | os.PathLike, overrides: Sequence[str] = ()):
     """``mevqa train CONFIG.yaml [key=value ...]``: load, train, print where things are."""
+    if config_path is not None and is_recognizer_config(config_path):  # a `recognizer:` config trains MMNet
+        return import_module("mevqa.train.recognizer").main_train_recognizer(config_path, overrides)
     cfg = load_config(config_path, overrides)
     from accelerate.state import PartialState  # the training stack, once the config is known to be valid
 
