@@ -138,3 +138,16 @@ def test_invalid_utf8_names_the_file_and_line(tmp_path, capsys):
     rc, err = _eval(capsys, q, "--clips", tmp_path / "clips", "--out", tmp_path / "pred.jsonl")
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert f"{q}:2" in err and "not valid UTF-8" in err
+
+
+def test_scoring_reads_number_answers_and_names_bad_ones(tmp_path):
+    from mevqa.megc.lvqa_report import score_lvqa
+    from mevqa.megc.records import EvalError
+
+    q = "How many expression events appear in this video?"
+    gt = _questions(tmp_path / "gt.jsonl", [json.dumps({"video_id": "v_1", "video": "v", "question": q, "answer": "3"})])
+    pred = _questions(tmp_path / "p.jsonl", ['{"video_id": "v_1", "answer": 2}'])
+    assert score_lvqa(pred, gt).overall.counts.mae == 1.0
+    pred.write_text('{"video_id": "v_1", "answer": ["3"]}\n')
+    with pytest.raises(EvalError, match="not a string"):
+        score_lvqa(pred, gt)

@@ -74,10 +74,11 @@ def _keep(lines: dict, answers: dict, rid: str, raw: str, answer: str) -> None:
         lines[rid], answers[rid] = raw, answer
 
 
-def read_prediction_lines(path: Path, *, repair: bool = False) -> dict[str, str]:
+def read_prediction_lines(path: Path, *, repair: bool = False, answered_only: bool = True) -> dict[str, str]:
     """``{id: line}`` of a prediction (or part) file: per id the first line with a non-empty answer,
     else the first line. A line without an ``answer`` string is no answer: it is left out (and its
-    question asked again).
+    question asked again), unless ``answered_only`` is False (scoring someone's file: it then says
+    what is wrong with the answer).
 
     A last line without its newline was cut by a kill mid-write: with ``repair`` (only the file's
     writer may) it is truncated away, unless it is a complete record, which gets its newline;
@@ -100,16 +101,16 @@ def read_prediction_lines(path: Path, *, repair: bool = False) -> dict[str, str]
         rid = _line_id(obj)
         if rid is None:
             raise EvalError(f"{path}:{lineno}: not a prediction line (damaged file?); move it away to start afresh")
-        if (answer := _answer_of(obj)) is not None:
-            _keep(lines, answers, rid, raw, answer)
+        if (answer := _answer_of(obj)) is not None or not answered_only:
+            _keep(lines, answers, rid, raw, answer or "")
     if tail.strip():
         try:
             obj = json.loads(tail.decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             obj = None
         rid = _line_id(obj)
-        if rid is not None and (answer := _answer_of(obj)) is not None:
-            _keep(lines, answers, rid, tail.decode("utf-8").strip(), answer)
+        if rid is not None and ((answer := _answer_of(obj)) is not None or not answered_only):
+            _keep(lines, answers, rid, tail.decode("utf-8").strip(), answer or "")
         if repair:
             with path.open("r+b") as fh:
                 if rid is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -180,12 +181,14 @@ def read_scoring_inputs(pred: Path, gt: Path, *, failed: str | Path | None = Non
     gt_recs = read_questions(gt)
     if all(not r.answer.strip() for r in gt_recs):
         raise EvalError(f"{gt}: every answer is empty: that is a question file, not ground truth")
-    pred_lines = read_prediction_lines(pred)
+    pred_lines = read_prediction_lines(pred, answered_only=False)
     if not pred_lines and not pred.exists():
         raise EvalError(f"prediction file not found: {pred}")
     preds = {}
     for rid, line in pred_lines.items():
         answer = json.loads(line).get("answer") or ""  # anyone's file: id and answer are all we need
+        if isinstance(answer, int) and not isinstance(answer, bool):
+            answer = str(answer)  # a count written as a JSON number (long-video questions)
         if not isinstance(answer, str):
             raise EvalError(f"{pred}: answer of {rid!r} is not a string")
         preds[rid] = answer
@@ -315,7 +318,9 @@ def plot_confusion(cm, title: str, path: Path) -> Path:
     if any(cm.other):
         counts = np.column_stack([counts, cm.other])
         cols.append("(other)")
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(cols), 1.0 + 0.7 * len(cm.labels)))
+    # At least 4 inches wide, and the title wrapped to the figure: a 3-class matrix is narrower than its title.
+    width = max(4.0, 1.0 + 0.75 * len(cols))
+    fig, ax = plt.subplots(figsize=(width, 1.4 + 0.7 * len(cm.labels)))
     rowsum = counts.sum(1, keepdims=True)
     ax.imshow(np.divide(counts, rowsum, out=np.zeros_like(counts), where=rowsum > 0), cmap="Blues", vmin=0, vmax=1)
     for i in range(counts.shape[0]):
@@ -326,9 +331,9 @@ def plot_confusion(cm, title: str, path: Path) -> Path:
     ax.set_yticks(range(len(cm.labels)), cm.labels, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, max(24, int(width * 11)))), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # nothing cut at the edges
     plt.close(fig)
     return path
 
