@@ -205,7 +205,8 @@ class Evidence:
         for iv in self.intervals:
             for name, img in iv.images.items():
                 p = out / f"interval{iv.index + 1}_{name}.png"
-                cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+                if not cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):  # False on a failed write
+                    raise OSError(f"cannot write {p} (full disk or no permission?)")
                 written.append(p)
         fig = self.plot()
         p = out / "motion.png"

@@ -285,6 +285,8 @@ def write_clip(frames: np.ndarray, path, *, fps: float, pattern: str = "img{n}.j
         return path
     path.mkdir(parents=True, exist_ok=True)
     for i, f in enumerate(frames):
-        cv2.imwrite(str(path / pattern.format(n=i + start)), cv2.cvtColor(f, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+        target = path / pattern.format(n=i + start)
+        # cv2.imwrite reports a failed write (full disk, no permission) only by returning False
+        if not cv2.imwrite(str(target), cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]):
+            raise OSError(f"cannot write the frame {target} (full disk or no permission?)")
     return path

@@ -69,8 +69,9 @@ def atomic_dir(final: str | os.PathLike, what: str) -> Iterator[Path]:
     """Yield a fresh temporary folder; on success it replaces ``final`` whole, on failure it is removed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a killed build (one writer per run dir)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
         with writing(what, final):
             tmp.mkdir(parents=True)
