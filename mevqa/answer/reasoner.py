@@ -168,7 +168,7 @@ def when_expression(ev, stem: str) -> tuple[str, object]:
     hits = [g for g in segments(ev) if matches(g, stem)]
     want = label(stem)
     if not hits:
-        return f"I see no {want} expression in this clip: no stretch of it reads as {want}.", None
+        return f"I see no {want.split(' (')[0]} in this clip: no stretch of it reads as {want}.", None
     first = hits[0]
     iv = first.interval
     if iv is None:

@@ -8,9 +8,11 @@ an open answer never contradicts them), and only when no AU was measured the cla
 held states give; between intervals, the face's states. Each segment says which it used.
 
 Everyday words ("laughing", "crying", "angry") map to a reading and, for the negative ones that name
-an emotion ("angry", "afraid", "disgusted"), to that fine class (:data:`EXPRESSIONS`). Crying, sobbing
-and tears themselves are not measured: "is she crying?" is answered from the negative readings, and
-says so.
+an emotion ("angry", "afraid", "disgusted"), to that fine class (:data:`EXPRESSIONS`). Laughing is a
+positive stretch with the mouth open as well (lips part, jaw drop or mouth stretch, AU25/26/27
+measured, or the face state "jaw open": the laughter pattern 6+12+25/26/27 of Ruch & Ekman, "The
+expressive pattern of laughter", 2001); smiling is any positive stretch. Crying, sobbing and tears
+themselves are not measured: "is she crying?" is answered from the negative readings, and says so.
 """
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ def word(stem: str) -> str:
 def label(stem: str) -> str:
     """What an expression word is read as: the fine class it names, else its reading."""
     want, fines = EXPRESSIONS[stem]
+    if stem == "laugh":
+        return "laughing (positive with the mouth open)"
     return next(iter(fines)) if want == "negative" and len(fines) == 1 and stem not in ANY_NEGATIVE else want
 
 
@@ -120,10 +124,17 @@ def segments(ev) -> list[Segment]:
     return sorted(out, key=lambda s: (s.start, s.end))
 
 
+def mouth_open(seg: Segment) -> bool:
+    if seg.interval is not None and any(seg.interval.au(c) is not None for c in ("AU25", "AU26", "AU27")):
+        return True
+    return "jaw open" in seg.face
+
+
 def matches(seg: Segment, stem: str) -> bool:
-    """Whether a segment shows an expression word: its reading, and for "angry", "afraid", ... its class."""
+    """Whether a segment shows an expression word: its reading, and for "angry", "afraid", ... its class;
+    laughing also needs the mouth open."""
     want, fines = EXPRESSIONS[stem]
-    if seg.reading != want:
+    if seg.reading != want or (stem == "laugh" and not mouth_open(seg)):
         return False
     return want != "negative" or stem in ANY_NEGATIVE or seg.fine in fines
 
