@@ -8,6 +8,7 @@ plus an ``index.json``.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -76,3 +77,25 @@ def write_tps_set(out_dir, n: int = 20, *, seed: int = 0, fmt: str = "mp4", seco
     (out / "index.json").write_text(json.dumps({"generator": "tps", "seed": int(seed), "format": fmt, "clips": index},
                                                indent=1))
     return paths
+
+
+def main(argv=None) -> None:
+    """``python -m mevqa.testing.tps_set OUT_DIR [--n 20] [--seed 0] [--format mp4|folder]``."""
+    ap = argparse.ArgumentParser(prog="python -m mevqa.testing.tps_set", description=__doc__.splitlines()[0])
+    ap.add_argument("out_dir")
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--format", choices=("mp4", "folder"), default="mp4")
+    a = ap.parse_args(argv)
+
+    def report(path: Path, gt: dict) -> None:
+        evs = "; ".join(f"{e['kind']} {'+'.join(x['code'] for x in e['aus'])}({e['aus'][0]['side']}) "
+                        f"{e['onset']}-{e['offset']}" for e in gt["events"])
+        print(f"wrote {path}  ({gt['photo']}, {gt['width']}x{gt['height']}, {gt['fps']:g} fps, events: {evs})", flush=True)
+
+    write_tps_set(a.out_dir, a.n, seed=a.seed, fmt=a.format, progress=report)
+    print(f"ground truth: {Path(a.out_dir) / 'index.json'}")
+
+
+if __name__ == "__main__":
+    main()
