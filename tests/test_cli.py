@@ -155,3 +155,15 @@ def test_au_table_has_no_grades_and_no_side_for_absent_aus(demo_mp4, capsys):
     absent = out.split("not present:")[1].splitlines()[0]
     assert "left" not in absent and "right" not in absent and "both" not in absent
     assert not any(f" {g} |" in out or f"{v} {g}" in out for g in "ABCDE" for v in ("0", "1")), out
+
+
+def test_app_port_in_use_is_one_line_naming_the_flag():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "mevqa", "app", "--port", str(port)], capture_output=True,
+                           text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1 and "--port" in r.stderr, r.stderr

@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from mevqa.apps.cli_args import EPILOG, build_parser  # noqa: F401  (EPILOG: re-exported for the README)
+from mevqa.apps.net import check_port
 
 # MediaPipe, TensorFlow Lite and FFmpeg (through OpenCV) log to stderr natively; keep the terminal for our
 # own lines (MEVQA_VERBOSE=1 shows them). Set before any of them is imported.
@@ -144,10 +145,20 @@ def _cmd_au(a) -> None:
         print(au_table_text(res))
 
 
+def _with_recognizer(ev, clip, path):
+    """--recognizer PATH: a trained MMNet's reading joins each interval (evidence.recognized)."""
+    if not path:
+        return ev
+    from mevqa.evidence.recognized import add_recognizer_reading  # torch: only when asked for
+
+    return add_recognizer_reading(ev, clip, path)
+
+
 def _cmd_evidence(a) -> None:
     from mevqa.evidence.builder import compute_evidence
 
-    ev = compute_evidence(load_clip(a.clip, a.fps))
+    clip = load_clip(a.clip, a.fps)
+    ev = _with_recognizer(compute_evidence(clip), clip, a.recognizer)
     if a.out:
         written = ev.save_images(a.out)
         print(f"wrote {len(written)} PNG files (keyframes, flow maps, motion.png) to {a.out}", file=sys.stderr)
@@ -204,7 +215,8 @@ def _cmd_ask(a) -> None:
     from mevqa.evidence.builder import compute_evidence
 
     agent = _make_agent(a)
-    ev = compute_evidence(load_clip(a.clip, a.fps))
+    clip = load_clip(a.clip, a.fps)
+    ev = _with_recognizer(compute_evidence(clip), clip, a.recognizer)
     ans = agent.ask(ev, a.question, samples=a.samples)
     if a.json:
         _print_json(ans.to_dict(include_evidence=True))
@@ -240,6 +252,7 @@ def _cmd_train(a) -> None:
 
 
 def _cmd_app(a) -> None:
+    check_port(a.host, a.port)  # before Gradio's import (seconds) and before any URL is announced
     from mevqa.apps.gradio_app import launch
 
     launch(model=a.model, adapter=a.adapter, load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -27,6 +26,7 @@ import gradio as gr
 from mevqa.answer.agent import Agent, EvidenceBackend
 from mevqa.answer.questions import AU_LIST_QUESTION_PLURAL, COARSE_QUESTION, FINE_QUESTION
 from mevqa.apps.chat import NO_CLIP, Session, answer_pending, backend_text, text_of
+from mevqa.apps.net import check_port
 from mevqa.apps.uploads import (APP_LIMITS, MAX_UPLOAD_MB, UPLOAD_TYPES, AnalysisCancelled, UploadError,  # noqa: F401
                                 check_upload, demo_clip, evidence_stream, extract_frames_zip, load_upload)
 from mevqa.apps.views import (AU_HEADERS, FLOW_MAX_PX, INTENSITY_NOTE, au_rows, hidden_text, interval_choices, interval_text,
@@ -65,8 +65,18 @@ CSS = """
 .note {font-size: 0.8em; opacity: 0.9}
 .suggest button {font-size: 0.82em !important; white-space: normal !important}
 #au-table th, #au-table th * {white-space: nowrap !important}
-#motion-plot img {max-width: 100%; height: auto}
-@media (max-width: 600px) { .gradio-container {padding: 4px !important} #chat {height: 360px !important} }
+#au-table td, #au-table td * {word-break: normal !important; overflow-wrap: normal !important}
+/* Phones: the plot keeps a readable size and scrolls sideways; keyframes in rows of three. */
+@media (max-width: 600px) {
+  .gradio-container {padding: 4px !important}
+  #chat {height: 380px !important}
+  #motion-plot .matplotlib {display: block !important; overflow-x: auto !important}
+  #motion-plot img {min-width: 760px !important; max-width: none !important}
+  #keyframes .grid-container {grid-template-columns: repeat(3, minmax(80px, 1fr)) !important}
+  #keyframes, #keyframes .grid-wrap {height: auto !important; max-height: none !important}
+  #keyframes .caption-label {font-size: 0.75em !important}
+  #au-table table {font-size: 12px !important}
+}
 """
 
 # Questions are taken from the box in the browser, at the keystroke or click that sends them: the box is
@@ -223,22 +233,24 @@ def build_app(agent: Agent | None = None, *, limits: ClipLimits = APP_LIMITS, ma
                 with gr.Row(equal_height=False):
                     pick = gr.Dropdown(choices=[], label="Interval", interactive=True, elem_id="interval",
                                        scale=1, min_width=220)
-                    iv_text = gr.Markdown(elem_id="interval-text")
+                    with gr.Column(scale=2, min_width=300):  # under the list on phones
+                        iv_text = gr.Markdown(elem_id="interval-text")
                 # Captions above, not as component labels: a label floats over the first tile.
                 gr.Markdown("**Onset, apex and offset frames, the onset-to-apex flow map and its colour key** "
                             f"(the key's rim is {FLOW_MAX_PX:g} px of motion; brighter = larger)",
                             elem_classes="note")
-                frames = gr.Gallery(show_label=False, columns=5, height=170, object_fit="contain",
+                frames = gr.Gallery(show_label=False, columns=5, height=190, object_fit="contain",
                                     allow_preview=True, elem_id="keyframes")
                 gr.Markdown(f"**Action units per interval** ({INTENSITY_NOTE})", elem_classes="note")
-                table = gr.Dataframe(headers=AU_HEADERS, show_label=False, interactive=False, wrap=False,
-                                     max_height=420, column_widths=["9%", "13%", "44%", "15%", "19%"],
+                table = gr.Dataframe(headers=AU_HEADERS, show_label=False, interactive=False, wrap=True,
+                                     max_height=420, column_widths=["7%", "15%", "37%", "18%", "23%"],
                                      elem_id="au-table")
                 hidden = gr.Markdown(elem_id="hidden")
             with gr.Column(scale=2, min_width=300):
                 gr.Markdown(backend_text(agent), elem_id="backend")
                 gr.Markdown("**Questions about the clip on screen**", elem_classes="note")
-                chat = gr.Chatbot(show_label=False, height=440, elem_id="chat",
+                # Per-message copy only: the toolbar of share/copy-all buttons sat over the first message.
+                chat = gr.Chatbot(show_label=False, height=440, elem_id="chat", buttons=["copy"], feedback_options=None,
                                   placeholder="Ask about the clip, or click a suggestion below.")
                 with gr.Row():
                     msg = gr.Textbox(placeholder="e.g. Which action units are shown?", show_label=False,
@@ -314,6 +326,7 @@ def build_app(agent: Agent | None = None, *, limits: ClipLimits = APP_LIMITS, ma
             b.click(ask, [b, session], [chat], api_visibility="private", **take).then(
                 drain, [session], [chat], api_visibility="private", **chat_out)
         clear.click(clear_chat, [session], [chat], api_visibility="private")
+        chat.clear(clear_chat, [session], [chat], api_visibility="private")  # the chat's own trash icon
     # Two CPU cores: two analyses at once use them both; more would only queue inside the process.
     app.queue(default_concurrency_limit=2, max_size=64)
     return app
@@ -334,17 +347,6 @@ def make_agent(model=None, adapter=None, load_in_4bit=False, load_in_8bit=False)
         log.warning("model not loaded: %s", e)
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         return Agent(notice=f"Could not load the model ({first}); answering with the evidence-only backend.")
-
-
-def check_port(host: str, port: int) -> None:
-    """OSError with the flag to use when ``host:port`` cannot be listened on (before any URL is announced)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            raise OSError(f"cannot listen on {host}:{port} ({e.strerror or e}); "
-                          f"choose another port with --port") from None
 
 
 def _warm_demo() -> None:

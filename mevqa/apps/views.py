@@ -68,7 +68,7 @@ def au_rows(ev: Evidence) -> list[list]:
     for iv in ev.intervals:
         n = iv.index + 1
         if not iv.aus:
-            rows.append([n, "-", "no action unit above threshold", "", ""])
+            rows.append([n, "-", "none above threshold", "", ""])
         for a in iv.aus:
             rows.append([n, a["code"], a["name"], a["side"], f"{float(a['intensity']):.2f}"])
     return rows
