@@ -15,7 +15,10 @@ re-exported here for callers of the older single module.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import threading
 from dataclasses import dataclass, field
 
 import cv2
@@ -24,8 +27,8 @@ import numpy as np
 from mevqa.face.align import AlignConfig, AlignedFaces, align_faces, region_mask, similarity_to_crop  # noqa: F401
 from mevqa.face.groups import (FACE_OVAL, LANDMARK_GROUPS, RIGID_GROUPS, eye_centres, group_centre,  # noqa: F401
                                group_points, interocular)
-from mevqa.face.landmarker import (BLENDSHAPE_NAMES, N_LANDMARKS, FaceError, head_turn, open_landmarker,  # noqa: F401
-                                   pose_angles, quiet_native_stderr, result_faces, to_image)
+from mevqa.face.landmarker import (BLENDSHAPE_NAMES, N_LANDMARKS, FaceError, bundle_path, head_turn,  # noqa: F401
+                                   open_landmarker, pose_angles, quiet_native_stderr, result_faces, to_image)
 from mevqa.io.video import Clip
 
 # Old private name, kept for callers that silenced native logs with it.
@@ -122,6 +125,28 @@ def _pad(frame: np.ndarray, pad: int) -> np.ndarray:
     return cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else frame
 
 
+_image_tasks = threading.local()  # one IMAGE-mode landmarker per thread, model and face count
+_open_tasks: list = []
+
+
+@atexit.register
+def _close_image_tasks() -> None:
+    """Close the cached IMAGE-mode landmarkers explicitly (MediaPipe's graphs hold native threads)."""
+    while _open_tasks:
+        with contextlib.suppress(Exception):
+            _open_tasks.pop().close()
+
+
+def _image_landmarker(max_faces: int, model):
+    # Opening a landmarker costs 50-130 ms (graph start-up), detecting one image ~10 ms: keep it open.
+    cache = _image_tasks.__dict__.setdefault("tasks", {})
+    key = (str(bundle_path(model)), int(max_faces))
+    if key not in cache:
+        cache[key] = open_landmarker(video=False, num_faces=max_faces, model=model)
+        _open_tasks.append(cache[key])
+    return cache[key]
+
+
 def detect_landmarks(image: np.ndarray, *, refine: bool = True, max_faces: int = 4,
                      model: str | os.PathLike | None = None) -> np.ndarray | None:
     """Landmarks (478, 2) of the largest face in one RGB (or grayscale) image, or None.
@@ -129,13 +154,13 @@ def detect_landmarks(image: np.ndarray, *, refine: bool = True, max_faces: int =
     ``refine`` is accepted for compatibility: the Face Landmarker always gives the 10 iris points.
     """
     h, w = image.shape[:2]
-    with open_landmarker(video=False, num_faces=max_faces, model=model) as lm:
-        for pad in (0, _auto_pad(w, h)):
-            with quiet_native_stderr():
-                res = lm.detect(to_image(_pad(image, pad)))
-            if res.face_landmarks:
-                faces, _, _ = result_faces(res, w + 2 * pad, h + 2 * pad, offset=(pad, pad))
-                return faces[_pick_face(faces, None)]
+    lm = _image_landmarker(max_faces, model)
+    for pad in (0, _auto_pad(w, h)):
+        with quiet_native_stderr():
+            res = lm.detect(to_image(_pad(image, pad)))
+        if res.face_landmarks:
+            faces, _, _ = result_faces(res, w + 2 * pad, h + 2 * pad, offset=(pad, pad))
+            return faces[_pick_face(faces, None)]
     return None
 
 
