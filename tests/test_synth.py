@@ -214,11 +214,18 @@ def test_demo_asset_is_the_scripted_demo():
     assert hidden["kind"] == "micro" and hidden["aus"][0]["code"] == "AU4"
     assert smile["onset"] < hidden["onset"] and hidden["offset"] < smile["offset"]  # hidden inside the smile
     assert len(gt["blinks"]) == 1 and gt["blinks"][0]["offset"] < first["onset"]
-    # The asset is what the script renders: same ground truth, pixels within mp4v's loss.
+    # The asset is frozen (the app shows the same pixels across releases); the script still renders it:
+    # same events, sides, emotions and blinks. Pixels and landmark-derived numbers follow the landmarker
+    # of the day (the asset was rendered with FaceMesh; the Face Landmarker places the face ~1 px apart).
     fresh, gt_fresh = render_demo()
-    assert gt_fresh == gt
-    mse = float(np.mean((fresh.frames.astype(np.float32) - clip.frames.astype(np.float32)) ** 2))
-    assert 10 * math.log10(255 ** 2 / mse) > 35  # PSNR in dB
+
+    def script(g):
+        return [(e["onset"], e["apex"], e["offset"], e["kind"], [(a["code"], a["side"]) for a in e["aus"]], e["emotion"])
+                for e in g["events"]], g["blinks"], g["n_frames"], g["fps"], (g["width"], g["height"])
+
+    assert script(gt_fresh) == script(gt)
+    for e, f in zip(gt["events"], gt_fresh["events"]):
+        assert abs(e["amplitude"] - f["amplitude"]) <= 0.05 * e["amplitude"]
 
 
 def test_demo_loader_does_not_import_the_synthesiser():

@@ -3,7 +3,9 @@
 The product reads the asset through :func:`mevqa.io.demo.demo_clip`; this module is how the asset
 was made and how to make it again (``mevqa synth OUT --demo``, then copy ``demo.mp4`` and
 ``demo.json`` into ``mevqa/assets/``). The mp4 is written the way the demo was always cached (OpenCV
-mp4v), so the evidence the app shows is what it showed before the asset existed.
+mp4v), so the evidence the app shows is what it showed before the asset existed. The asset is frozen:
+re-rendering follows the landmarker of the day (the asset was made with FaceMesh landmarks; the Face
+Landmarker places the face about 1 px apart), so refresh it on purpose, not as a side effect.
 """
 from __future__ import annotations
 
