@@ -97,7 +97,8 @@ def reason(ev, question: str, history=None) -> tuple[str, object, str, str]:
         return where_au(ev, codes), None, "", "the intervals where the action unit detector measured " + \
             " or ".join(ACTION_UNITS[c].name for c in codes)
     basis_read = ("the reading of each interval: its measured action units and the FACS rule they match "
-                  "(a smile, lip corner puller with cheek raiser or on both sides, reads as happiness)")
+                  "(a smile, lip corner puller with cheek raiser or on both sides, reads as happiness; laughing "
+                  "also needs the mouth open), or between intervals the face's held states")
     if stems and _WHEN.search(q):
         text, iv = when_expression(ev, stems[0])
         return text, iv, "", basis_read
