@@ -157,3 +157,40 @@ def test_resume_is_bit_exact(tiny_run):
         train_recognizer(load_recognizer_config(TINY, over + [f"run_dir={tiny_run / 'parts'}", "final_model=false",
                                                               "lr=1e-3"]),
                          verbose=False)
+
+
+def test_recognizer_reading_joins_the_evidence_and_only_replaces_the_prior(tmp_path):
+    from types import SimpleNamespace
+
+    from mevqa.answer.readings import read_interval
+    from mevqa.evidence.recognized import add_recognizer_reading
+    from mevqa.evidence.result import IntervalEvidence
+    from mevqa.evidence.text import _interval_block, _sections
+    from mevqa.testing.synth import SynthConfig, SynthEvent, make_clip
+
+    torch.manual_seed(0)
+    MMNet(tiny_config()).save_pretrained(tmp_path / "run" / "recognizer")
+    clip, _ = make_clip(SynthConfig(width=320, height=240, fps=30, seconds=1.0, blinks=False, seed=3),
+                        events=[SynthEvent(6, 11, 16, "micro", ("AU12",), "both", 3.0)])
+    iv = SimpleNamespace(onset=6, apex=11, images={})
+    add_recognizer_reading(SimpleNamespace(intervals=[iv]), clip, tmp_path / "run")  # a run folder is accepted
+    rec = iv.recognizer
+    assert set(rec["probabilities"]) == {"negative", "positive", "surprise"}
+    assert abs(sum(rec["probabilities"].values()) - 1) < 1e-3 and rec["label"] in rec["probabilities"]
+    assert iv.images["attention"].shape == (64, 64, 3) and iv.images["attention"].dtype == np.uint8
+
+    def interval(recognizer, aus=()):
+        return IntervalEvidence(0, 6, 11, 16, "micro", 1.0, 30.0, list(aus), [], recognizer=recognizer)
+
+    sure = {"label": "positive", "confidence": 0.8, "probabilities": {"negative": 0.1, "positive": 0.8, "surprise": 0.1}}
+    text = _interval_block(interval(sure), _sections("evidence.txt"))
+    assert "Learned recogniser" in text and "positive 0.80" in text
+    r = read_interval(interval(sure))
+    assert (r.fine, r.coarse, r.emotion_basis) == ("happiness", "positive", "recognizer") and "learned" in r.emotion_note()
+    unsure = dict(sure, confidence=0.4)
+    assert read_interval(interval(unsure)).emotion_basis == "prior"
+    # a FACS rule reading is never overridden by the network
+    au4 = {"code": "AU4", "name": "brow lowerer", "side": "both", "intensity": 1.0, "score": 1.0}
+    iv4 = IntervalEvidence(0, 6, 11, 16, "micro", 1.0, 30.0, [au4],
+                           [{"fine": "anger", "coarse": "negative", "confidence": 0.6, "rule": "AU4"}], recognizer=sure)
+    assert read_interval(iv4).emotion_basis == "facs"

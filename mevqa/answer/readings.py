@@ -25,6 +25,11 @@ in plain words (the command line prints it, the app shows it):
   :mod:`mevqa.facs.emotions`). Coarse = FINE_TO_COARSE[fine] always. With no
   candidate the answer is a *prior*, the most frequent label of the MEGC2025 training files
   (fine: disgust, 70 of 278 clips; coarse: negative, 250 of 442), and the note says it is a prior.
+  With ``--recognizer`` (a trained MMNet's reading on the interval, :mod:`mevqa.evidence.recognized`),
+  a learned class at confidence >= :data:`RECOGNIZER_MIN_CONFIDENCE` takes the *prior's* place, never
+  a FACS rule's: the rules rest on measured AUs a reader can check, the network on a training set
+  that may not match the clip. A coarse class maps to the most frequent fine class under it
+  (positive -> happiness, surprise -> surprise, negative -> disgust); the note says it is learned.
 - **Doubts.** When the builder lowered an interval's confidence (a turning head, a covered mouth),
   every answer resting on it repeats the builder's reasons in its note ("Less sure: ...").
 - **Presence** ("Is the action unit X shown on the face?"): "yes" exactly when X is in the AU answer
@@ -88,6 +93,8 @@ class Reading:
     def emotion_note(self) -> str:
         if self.emotion_basis == "prior":
             return PRIOR_NOTE.format(fine=self.fine, coarse=self.coarse)
+        if self.emotion_basis == "recognizer":
+            return f"This is {self.rule}, not a FACS rule reading."
         return ""
 
     # -- answers ----------------------------------------------------------------------------------
@@ -157,7 +164,25 @@ def read_interval(iv) -> Reading:
     if emo is not None:
         fine, rule = emo
         return Reading(iv, aus, basis, fine, FINE_TO_COARSE[fine], "facs", rule)
+    learned = _learned(iv)
+    if learned is not None:
+        return Reading(iv, aus, basis, learned[0], FINE_TO_COARSE[learned[0]], "recognizer", learned[1])
     return Reading(iv, aus, basis, PRIOR_FINE, PRIOR_COARSE, "prior")
+
+
+#: --recognizer: a learned reading replaces the prior (never a FACS rule) when at least this sure
+RECOGNIZER_MIN_CONFIDENCE = 0.5
+_COARSE_TO_FINE = {"positive": "happiness", "surprise": "surprise", "negative": PRIOR_FINE}
+
+
+def _learned(iv) -> tuple[str, str] | None:
+    """(fine class, rule) from the interval's recogniser reading, if sure enough (module docstring)."""
+    rec = getattr(iv, "recognizer", None) or {}
+    label, conf = rec.get("label"), float(rec.get("confidence", 0.0))
+    fine = label if label in FINE_TO_COARSE else _COARSE_TO_FINE.get(label)
+    if fine is None or conf < RECOGNIZER_MIN_CONFIDENCE:
+        return None
+    return fine, f"the learned recogniser's reading ({label}, confidence {conf:.2f}), as no FACS rule matched"
 
 
 SMILE_RULE = ("lip corner puller with cheek raiser or on both sides, without brow lowerer or lip corner depressor "

@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the Evidence as JSON instead of the text block")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="also save keyframes, flow maps and the motion plot as PNG files here")
+    p.add_argument("--recognizer", default=None, metavar="PATH",
+                   help="add a trained MMNet recogniser's reading per interval (a `mevqa train` run folder)")
 
     p = command("ask", "ask a question about a clip")
     _add_clip(p)
@@ -158,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive_int, default=1,
                    help="self-consistency: sample N answers and vote (N >= 1; default 1)")
     p.add_argument("--json", action="store_true", help="print the answer with the evidence it used, as JSON")
+    p.add_argument("--recognizer", default=None, metavar="PATH",
+                   help="add a trained MMNet recogniser's reading per interval (a `mevqa train` run folder)")
 
     p = command("eval", "batch VQA in the MEGC2025 format, with the challenge's metrics")
     p.add_argument("questions", nargs="?",
@@ -173,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=None, help="frame rate for frame folders of unknown datasets")
     p.add_argument("--strs", default=None, metavar="CSV", help="STRS mode: spot and recognise long videos; write CSV")
 
-    p = command("train", "LoRA fine-tuning of Qwen-VL (see train/configs)")
+    p = command("train", "LoRA fine-tuning of Qwen-VL, or the MMNet recogniser with a `recognizer:` config (see train/configs)")
     p.add_argument("config", help="YAML config")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lora.r=16 max_steps=200")
 

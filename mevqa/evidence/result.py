@@ -48,6 +48,7 @@ class IntervalEvidence:
     confidence: float = 1.0        # 1 = nothing known against the reading; lowered with a note for each reason
     notes: list[str] = field(default_factory=list)
     keyframes: dict = field(default_factory=dict)  # name -> {"frame": clip index, "transform": 2x3 frame->crop}
+    recognizer: dict = field(default_factory=dict)  # a trained recogniser's reading (evidence.recognized), if asked
 
     @property
     def t_onset(self) -> float:

@@ -40,6 +40,10 @@ def _interval_block(iv, s: dict) -> str:
                                   apex=iv.apex, t_apex=iv.t_apex, score=iv.score)]
     lines += [s["au"].format(**a) for a in iv.aus] or [s["no_au"]]
     lines += [s["emotion"].format(**e) for e in iv.emotions[:2]]
+    rec = getattr(iv, "recognizer", None) or {}
+    if "label" in rec and "recognizer" in s:  # --recognizer: the learned reading, beside the FACS rules
+        dist = ", ".join(f"{k} {v:.2f}" for k, v in rec["probabilities"].items())
+        lines.append(s["recognizer"].format(label=rec["label"], confidence=rec["confidence"], distribution=dist))
     lines += _face_lines(iv, s)
     return "\n".join(lines)
 
