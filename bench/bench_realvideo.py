@@ -40,6 +40,7 @@ from mevqa.io.video import Clip  # noqa: E402
 from mevqa.motion.frontend import run_frontend  # noqa: E402
 from mevqa.spot.spotter import spot  # noqa: E402
 from mevqa.au.detector import detect_aus  # noqa: E402
+from mevqa.face.occlusion import stretches  # noqa: E402
 from mevqa.facs.emotions import emotion_candidates  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,21 +105,17 @@ def read(clip: Clip, *, offset: float = 0.0) -> dict:
     t = np.asarray(sr.times, float) + offset
     reading = {"intervals": out, "times": t, "combined": np.asarray(sr.combined, float),
                "threshold": np.asarray(sr.threshold, float), "iod": float(front.interocular_px),
-               "occlusion": _occlusion(front)}
+               "occlusion": _occlusion(front, offset)}
     return reading
 
 
-def _occlusion(front) -> list:
-    """Occluded stretches the front end reports (seconds), if it reports any."""
-    occ = getattr(front, "occlusion", None) or getattr(getattr(front, "track", None), "occlusion", None)
-    if not occ:
-        return []
+def _occlusion(front, offset: float = 0.0) -> list[str]:
+    """Occluded stretches the front end reports (:attr:`FrontEnd.occlusion`), as "region a-b s"."""
     out = []
-    for o in occ:
-        if isinstance(o, dict):
-            out.append(o)
-        else:
-            out.append({k: getattr(o, k) for k in ("region", "start", "end") if hasattr(o, k)} or repr(o))
+    for region, mask in (getattr(front, "occlusion", None) or {}).items():
+        for a, b in stretches(mask, front.fps, bridge_seconds=0.5, min_seconds=0.3):
+            out.append(f"{region} {offset + front.to_clip(a) / front.clip.fps:.1f}-"
+                       f"{offset + front.to_clip(b) / front.clip.fps:.1f} s")
     return out
 
 
@@ -191,7 +188,9 @@ def person_labels(reading: dict) -> dict:
     return {"laughing": f"{sum(iv['coarse'] == 'positive' and 'AU12' in iv['aus'] for iv in laugh)}/{len(laugh)} "
                         "positive with AU12",
             "crying": f"{sum(iv['coarse'] == 'negative' for iv in cry)}/{len(cry)} negative",
-            "occlusion": reading["occlusion"] or "none reported"}
+            "occlusion": reading["occlusion"] or "none reported",
+            "hand_over_mouth_3_9s": any(o.startswith("mouth") and float(o.split()[1].split("-")[0]) < 6.0
+                                        and float(o.split()[1].split("-")[1]) > 6.0 for o in reading["occlusion"])}
 
 
 def _show(reading: dict) -> None:

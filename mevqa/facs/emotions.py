@@ -93,7 +93,8 @@ class _Rule:
 #: over the whole set, not from the first prototype that matches.
 CONFLICTS: dict[str, dict[str, str]] = {
     # EMFACS happiness has no brow lowering and no lip-corner depression; crying faces have both
-    "happiness": {"AU4": "brows lowered", "AU15": "lip corners pulled down"},
+    "happiness": {"AU4": "brows lowered", "AU15": "lip corners pulled down",
+                  "AU17": "chin raised (sadness, suppression; in no happiness prototype)"},
     # the upper lip lifted over the teeth in a broad smile is no disgust (EMFACS disgust has no AU12)
     "disgust": {"AU12": "lip corners pulled up (a broad smile lifts the upper lip too)"},
     "sadness": {"AU12": "lip corners pulled up"},
@@ -164,6 +165,8 @@ _RULES: tuple[_Rule, ...] = (
           support=("AU4", "AU15", "AU17")),
     _Rule("sadness", "AU4+AU43 (crying: brows drawn together, eyes shut)", 0.5, all_of=("AU4", "AU43"),
           support=("AU1", "AU15", "AU17")),
+    _Rule("sadness", "AU17+AU43 (crying: chin raised, eyes shut)", 0.5, all_of=("AU17", "AU43"),
+          support=("AU1", "AU4", "AU15"), none_of=("AU25", "AU26")),
     _Rule("sadness", "AU15 (lip corner depressor)", 0.4, all_of=("AU15",), support=("AU17", "AU1")),
     # Repression (CASME II only): AU14, AU15, AU17, AU24 alone or combined (Yan et al. 2014).
     _Rule("repression", "AU15+AU17", 0.55, all_of=("AU15", "AU17"),

@@ -31,6 +31,10 @@ ROIS: dict[str, tuple[str, float]] = {
 }
 #: Regions whose detections a blink explains (dropped while the eyes blink).
 BLINK_ROIS = ("right_upper_lid", "left_upper_lid", "right_lower_lid", "left_lower_lid")
+#: Face regions the front end may report occluded (:attr:`mevqa.motion.frontend.FrontEnd.occlusion`) -> the
+#: ROIs they cover: a detection there whose apex is covered is the occluder moving, not the face.
+OCCLUDED_ROIS = {"mouth": ("right_mouth_corner", "left_mouth_corner", "upper_lip", "lower_lip", "chin"),
+                 "right eye": ("right_upper_lid", "right_lower_lid"), "left eye": ("left_upper_lid", "left_lower_lid")}
 #: Regions next to the upper lid: a blink's lid motion leaks into their windows (about 0.1-0.17 of the
 #: upper-lid window's rise in the brow windows, measured on synthetic blinks), so a detection there
 #: must still clear the threshold after ``SpotConfig.lid_leak`` x the same-side upper-lid rise is
@@ -65,7 +69,7 @@ class SpotConfig:
     # detection
     lowpass_hz: float = 2.0          # cut-off of the Gaussian low-pass (same in Hz at any fps)
     baseline_seconds: float = 1.0    # the rise is measured above the minimum within +- this
-    noise_seconds: float = 6.0       # the noise floor is estimated over this window around each frame
+    noise_seconds: float = 3.0       # the noise floor is estimated over this window around each frame
     noise_k: float = 6.0             # rise must exceed noise_k x the local flow noise (robust sigma) ...
     min_rise: float = 0.003          # ... and this absolute floor (IOD; 0.23 px in the 224 crop)
     fall_fraction: float = 0.3       # after the apex the signal must fall by this part of the rise

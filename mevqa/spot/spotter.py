@@ -25,6 +25,8 @@ Where this implementation differs, and why:
   ``boundary_hz``, i.e. of the flow's own error, at least ``min_rise``
   (:func:`mevqa.spot.intervals.local_threshold`): not a quantile of the whole clip's motion, which a
   clip full of expressions raises and a quiet excerpt lowers.
+- Detections in regions the front end reports occluded at their apex (a hand over the mouth) are
+  dropped: the occluder moved, not the face.
 - Head motion is the one head-motion model (:mod:`mevqa.motion.head`: a robust similarity fitted
   to the flow at rigid landmarks), removed at every ROI pixel: the alignment's residual scale and
   roll jitter grows with the distance from the eyes and, left in, shows up as false motion at the
@@ -52,8 +54,9 @@ import numpy as np
 from mevqa.io.video import Clip
 from mevqa.motion.filters import GAUSS_3DB, local_baseline, lowpass
 from mevqa.motion.frontend import FrontEnd, FrontEndConfig, run_frontend
-from mevqa.spot.config import BLINK_ROIS, LID_NEIGHBOURS, SpotConfig
+from mevqa.spot.config import BLINK_ROIS, LID_NEIGHBOURS, OCCLUDED_ROIS, SpotConfig
 from mevqa.spot.intervals import _Cand, _candidates, _group, _resolve, _split_long, local_threshold
+from mevqa.spot.plot import MotionMark, plot_motion
 from mevqa.spot.signals import detect_blinks, roi_motion
 
 
@@ -107,39 +110,22 @@ class SpotResult:
         return json.dumps(self.to_dict(), **kw)
 
     def plot(self, ax=None, *, rois: bool = False):
-        """Motion curve over time (s), threshold, intervals shaded and labelled; returns the figure."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(10, 3))
-        else:
-            fig = ax.figure
+        """The motion plot (:func:`mevqa.spot.plot.plot_motion`, as the app draws it): curve, threshold,
+        numbered intervals, blinks; ``rois`` adds each region's curve. Returns the figure."""
+        marks = [MotionMark(k + 1, iv.onset / self.fps, iv.apex / self.fps, iv.offset / self.fps, iv.kind)
+                 for k, iv in enumerate(self.intervals)]
+        fig = plot_motion(times=self.times, motion=self.combined, threshold=self.threshold, marks=marks,
+                          duration=max(self.n_frames - 1, 1) / self.fps,
+                          bars=[(b0 / self.fps, (b1 + 1) / self.fps) for b0, b1 in self.blinks], bar_label="blink",
+                          unit=getattr(self, "unit", None) or "px, aligned face crop",
+                          title=f"{Path(self.clip).name}: {len(self.intervals)} interval(s)", ax=ax)
         if rois:
-            for name, s in self.signals.items():
-                ax.plot(self.times, s, lw=0.6, alpha=0.5, label=name)
-        ax.plot(self.times, self.combined, color="#1f4e79", lw=1.4, label="rise of strongest region")
-        ax.plot(self.times, self.threshold, color="#777777", lw=1, ls="--", label="threshold")
-        colours = {"micro": "#d62728", "macro": "#ff9f1c"}
-        for iv in self.intervals:
-            c = colours.get(iv.kind, "#888888")
-            ax.axvspan(iv.onset / self.fps, iv.offset / self.fps, color=c, alpha=0.25)
-            ax.axvline(iv.apex / self.fps, color=c, lw=0.8)
-            ax.annotate(f"{iv.kind}\n{iv.score:.1f}", (iv.apex / self.fps, 1.0), xycoords=("data", "axes fraction"),
-                        ha="center", va="top", fontsize=8, color=c)
-        for b0, b1 in self.blinks:
-            ax.axvspan(b0 / self.fps, b1 / self.fps, ymax=0.05, color="#6a0dad", alpha=0.7)
-        ax.set_xlim(0, max(self.n_frames - 1, 1) / self.fps)
-        ax.set_ylim(bottom=0)
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("motion (px)")
-        ax.legend(loc="upper left", fontsize=7, frameon=False, ncol=3 if rois else 1)
-        ax.set_title(f"{Path(self.clip).name}: {len(self.intervals)} interval(s)", fontsize=10)
-        fig.tight_layout()
+            ax = ax or fig.axes[0]
+            lines = [ax.plot(self.times, s, lw=0.6, alpha=0.5, label=name)[0] for name, s in self.signals.items()]
+            ax.add_artist(ax.get_legend())
+            ax.legend(handles=lines, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6, frameon=False)
+            fig.tight_layout()
         return fig
-
 
 def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -> SpotResult:
     """Spot micro- and macro-expressions in a tracked, aligned clip.
@@ -183,9 +169,14 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
     for a, b in blinks:
         in_blink[max(0, a - margin):b + margin + 1] = True
 
+    # Regions the front end sees covered (a hand over the mouth): their detections are the occluder's.
+    covered = {roi: np.asarray(mask, bool) for region, mask in (getattr(front, "occlusion", None) or {}).items()
+               for roi in OCCLUDED_ROIS.get(region, ()) if len(mask) == n}
     cands: list[_Cand] = []
     for r, name in enumerate(names):
         for c in _candidates(x[r], xb[r], d[r], thr, fps, cfg, r):
+            if name in covered and covered[name][c.apex]:
+                continue
             if cfg.suppress_blinks:
                 if name in BLINK_ROIS and in_blink[c.apex]:
                     continue  # a blink explains it
