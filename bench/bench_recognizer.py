@@ -38,14 +38,16 @@ REAL = ROOT / "tests" / "data" / "pexels_woman_emotions.mp4"
 TINY = ROOT / "train" / "configs" / "recognizer_tiny.yaml"
 
 
-def _median_ms(fn, repeats: int) -> float:
+def _median_ms(fn, repeats: int) -> str:
+    """Median wall and process-CPU milliseconds (on a shared machine the CPU time is the steadier figure)."""
     fn()  # warm-up
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return f"{1000 * statistics.median(wall):.1f} ms wall, {1000 * statistics.median(cpu):.1f} ms CPU"
 
 
 def bench_train() -> None:
@@ -67,7 +69,8 @@ def bench_cpu(repeats: int) -> None:
     clip = Clip.load(REAL)
     onset, apex = clip.n_frames // 3, clip.n_frames // 3 + 8
     ms = _median_ms(lambda: crops_from_clip(clip, onset, apex, size=224), max(3, repeats // 4))
-    print(f"crops (onset/apex windows, 8 frames, {clip.size[0]}x{clip.size[1]} real video, 224 px): {ms:.0f} ms per clip")
+    print(f"crops (onset/apex windows, 8 frames, {clip.size[0]}x{clip.size[1]} real video, 224 px): {ms} per clip "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     pc = crops_from_clip(clip, onset, apex, size=224)
     on, ap = pc.coded
     for name, cfg in (("tiny 64px", tiny_config()), ("full 224px", MMNetConfig())):
@@ -83,7 +86,7 @@ def bench_cpu(repeats: int) -> None:
                     net(m, torch.from_numpy(onset_input(a)[None]))
 
             n_par = sum(p.numel() for p in net.parameters())
-            print(f"forward {name} {kind:4s} ({n_par / 1e6:.2f} M params): {_median_ms(run, repeats):.1f} ms per clip "
+            print(f"forward {name} {kind:4s} ({n_par / 1e6:.2f} M params): {_median_ms(run, repeats)} per clip "
                   f"(input + network, batch 1, {torch.get_num_threads()} threads)")
 
 
@@ -104,7 +107,7 @@ def bench_gpu() -> None:
         opt.step()
         torch.cuda.synchronize()
 
-    print(f"GPU step (batch 32, 224x224, {torch.cuda.get_device_name()}): {_median_ms(step, 20):.1f} ms")
+    print(f"GPU step (batch 32, 224x224, {torch.cuda.get_device_name()}): {_median_ms(step, 20)}")
 
 
 def main() -> None:
