@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from mevqa.evidence.builder import Evidence
+from mevqa.evidence.plot import plot_evidence
 from mevqa.motion.flow import flow_to_rgb
-from mevqa.spot.plot import MotionMark, plot_motion
 
 #: Table headers: short words, so no header wraps in a narrow column.
 AU_HEADERS = ["#", "AU", "name", "side", "intensity"]
@@ -25,41 +25,14 @@ INTENSITY_NOTE = ("intensity: 0-1, the detector's estimate of how strongly the m
 FLOW_MAX_PX = 3.0  # flow maps' full brightness (mevqa.motion.flow.flow_to_rgb's default)
 
 
-def curve_unit(curve: dict, settings: dict | None = None) -> str:
-    """The unit of the motion curve: what the evidence says, else pixels of the aligned face crop."""
-    unit = (curve or {}).get("unit")
-    if unit:
-        return str(unit)
-    crop = (settings or {}).get("crop")
-    return f"px in the {crop}-px face crop" if crop else "px in the aligned face crop"
-
-
-def marks_of(ev: Evidence) -> list[MotionMark]:
-    return [MotionMark(iv.index + 1, iv.t_onset, iv.t_apex, iv.t_offset, iv.kind, iv.assumed) for iv in ev.intervals]
-
-
 def motion_figure(ev: Evidence):
     """The motion plot of an Evidence (a Figure not held by pyplot: a long-running server keeps none)."""
-    c = ev.curve or {}
-    return plot_motion(times=c.get("times", []), motion=c.get("motion", []), threshold=c.get("threshold"),
-                       marks=marks_of(ev), duration=ev.duration,
-                       bars=[(h.onset / ev.fps, (h.offset + 1) / ev.fps) for h in ev.hidden],
-                       bar_label="hidden-emotion flag (see the check below)",
-                       bands=[(o["start"], o["end"], f"{o['region']} occluded")
-                              for o in (getattr(ev, "quality", None) or {}).get("occlusions", [])],
-                       unit=curve_unit(c, ev.settings),
-                       title=f"{Path(ev.clip).name}: {len(ev.intervals)} interval(s)")
+    return plot_evidence(ev)
 
 
 def spot_figure(res):
     """The same plot for a :class:`~mevqa.spot.spotter.SpotResult` (``mevqa spot --plot``)."""
-    marks = [MotionMark(k + 1, iv.onset / res.fps, iv.apex / res.fps, iv.offset / res.fps, iv.kind)
-             for k, iv in enumerate(res.intervals)]
-    unit = getattr(res, "unit", None) or "px in the aligned face crop"
-    return plot_motion(times=res.times, motion=res.combined, threshold=res.threshold, marks=marks,
-                       duration=max(res.n_frames - 1, 1) / res.fps,
-                       bars=[(b0 / res.fps, (b1 + 1) / res.fps) for b0, b1 in res.blinks], bar_label="blink",
-                       unit=unit, title=f"{Path(res.clip).name}: {len(res.intervals)} interval(s)")
+    return res.plot()
 
 
 def au_rows(ev: Evidence) -> list[list]:
