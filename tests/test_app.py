@@ -113,6 +113,25 @@ def test_launch_contract_and_fallback():
     assert "not a lie detector" in ui.RESPONSIBLE_USE
 
 
+def test_cancel_stops_the_analysis_worker(real_clip):
+    """Cancel (or a newer clip) stops compute_evidence at its next progress report, not at the end."""
+    from mevqa.io.video import Clip
+    from mevqa.apps.uploads import AnalysisCancelled, evidence_stream
+
+    clip = Clip(real_clip.frames[100:220].copy(), real_clip.fps, "cancel_me.mp4")
+    t0 = time.perf_counter()
+    seen = []
+    with pytest.raises(AnalysisCancelled):
+        for item in evidence_stream(clip, cache=False, stop=lambda: len(seen) >= 2):
+            seen.append(item)
+    assert time.perf_counter() - t0 < 10 and all(isinstance(x, tuple) for x in seen)
+    s = ui.Session()
+    gen = s.start_analysis("a.mp4")
+    assert not s.stopped(gen) and s.cancel() and s.stopped(gen) and s.analysing is None
+    newer = s.start_analysis("b.mp4")
+    assert not s.stopped(newer) and s.stopped(gen)
+
+
 # -- end to end through gradio_client ----------------------------------------------------------------
 def test_client_upload_ask_and_sessions(server, short_mp4):
     a, b = Client(server, verbose=False), Client(server, verbose=False)
