@@ -32,6 +32,7 @@ from mevqa.apps.uploads import (APP_LIMITS, MAX_UPLOAD_MB, UPLOAD_TYPES, Analysi
 from mevqa.apps.views import (AU_HEADERS, FLOW_MAX_PX, INTENSITY_NOTE, au_rows, hidden_text, interval_choices, interval_text,
                               keyframes, motion_figure, summary_line)
 from mevqa.evidence.builder import Evidence, compute_evidence
+from mevqa.evidence.select import main_interval
 from mevqa.io.video import ClipError, ClipLimits
 
 log = logging.getLogger("mevqa.apps.gradio_app")
@@ -139,7 +140,8 @@ def _keep(n: int = N_OUTPUTS - 1) -> tuple:
 
 
 def evidence_views(ev: Evidence, session: Session) -> tuple:
-    first = ev.primary.index if ev.primary is not None else None
+    main = main_interval(ev)  # the interval ask/eval answer MEGC questions from (mevqa.evidence.select)
+    first = main.index if main is not None else None
     return (summary_line(ev), motion_figure(ev), au_rows(ev),
             gr.update(choices=interval_choices(ev), value=first), keyframes(ev, first), interval_text(ev, first),
             hidden_text(ev), session.messages(), gr.update(interactive=False))
