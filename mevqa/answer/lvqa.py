@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
-from mevqa.evidence.builder import Evidence, EvidenceConfig
+from mevqa.evidence.builder import Evidence, EvidenceConfig, IntervalEvidence
 from mevqa.facs.codes import find_au
 
 __all__ = [
     "MICRO_MAX_SECONDS", "LVQA_EVIDENCE", "LvqaQuestion", "lvqa_question", "is_lvqa_question", "Event",
-    "events", "event_kind", "answer_lvqa", "count_question", "au_question", "type_question",
+    "events", "events_from", "event_kind", "answer_lvqa", "count_question", "au_question", "type_question",
 ]
 
 MICRO_MAX_SECONDS = 0.5
@@ -100,11 +101,17 @@ def _inside(iv, other) -> bool:
 def events(ev: Evidence, *, micro_max_s: float = MICRO_MAX_SECONDS, require_au: bool = True) -> list[Event]:
     """The video's expression events in onset order (see the module docstring); ``require_au=False``
     counts every spotted interval."""
+    return events_from(ev.intervals, ev.fps, micro_max_s=micro_max_s, require_au=require_au)
+
+
+def events_from(intervals: Sequence[IntervalEvidence], fps: float, *, micro_max_s: float = MICRO_MAX_SECONDS,
+                require_au: bool = True) -> list[Event]:
+    """:func:`events` from intervals in frames at ``fps`` (those of a long video spotted in chunks)."""
     kept: list = []
-    for iv in sorted((iv for iv in ev.intervals if not iv.assumed), key=lambda iv: -iv.score):  # strongest first
+    for iv in sorted((iv for iv in intervals if not iv.assumed), key=lambda iv: -iv.score):  # strongest first
         if (iv.aus or not require_au) and not any(_inside(iv, k) for k in kept):
             kept.append(iv)
-    return [Event(int(iv.onset), int(iv.offset), event_kind(iv.onset, iv.offset, ev.fps, micro_max_s=micro_max_s),
+    return [Event(int(iv.onset), int(iv.offset), event_kind(iv.onset, iv.offset, fps, micro_max_s=micro_max_s),
                   tuple(dict.fromkeys(a["name"] for a in iv.aus)))
             for iv in sorted(kept, key=lambda iv: (iv.onset, iv.offset))]
 
@@ -127,12 +134,13 @@ def type_question(n: int) -> str:
     return f"What is the expression type of the {n}-th expression event in this video?"
 
 
-def answer_lvqa(ev: Evidence, question: str | LvqaQuestion) -> str:
-    """The answer to one LVQA question from a video's evidence (compute it with :data:`LVQA_EVIDENCE`)."""
+def answer_lvqa(ev: Evidence | Sequence[Event], question: str | LvqaQuestion) -> str:
+    """The answer to one LVQA question from a video's evidence (compute it with :data:`LVQA_EVIDENCE`) or
+    its events (:func:`events_from`)."""
     q = question if isinstance(question, LvqaQuestion) else lvqa_question(question)
     if q is None:
         raise ValueError(f"not a long-video question: {str(question)[:80]!r}")
-    evs = events(ev)
+    evs = events(ev) if isinstance(ev, Evidence) else list(ev)
     if q.kind == "count":
         return str(sum(1 for e in evs if q.which in ("all", e.kind)))
     if q.kind == "aus":

@@ -17,7 +17,7 @@ from mevqa.io.sheets import DATASET_FPS
 from mevqa.io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Clip, guess_dataset, list_frames
 from mevqa.megc.records import record_dataset, record_fields
 
-__all__ = ["DEFAULT_PATTERNS", "expand_pattern", "patterns_help", "ClipResolver", "load_clip_for"]
+__all__ = ["DEFAULT_PATTERNS", "expand_pattern", "patterns_help", "ClipResolver", "folder_fps", "load_clip_for"]
 
 
 # Tried in order; a layout whose fields a record lacks is skipped, and a layout without a file
@@ -158,14 +158,19 @@ class ClipResolver:
         return self._index
 
 
-def load_clip_for(path: Path, rec: MegcRecord | None, fps: float | None):
-    """Load a clip; ``fps`` applies to frame folders only (a video file knows its rate). A folder whose
-    file names do not reveal its dataset gets the rate of the record's dataset."""
+def folder_fps(path: Path, rec: MegcRecord | None, fps: float | None) -> float | None:
+    """The frame rate to give a clip: ``fps`` for frame folders only (a video file knows its rate); a
+    folder whose file names do not reveal its dataset gets the rate of the record's dataset."""
     if not path.is_dir():
-        return Clip.load(path)
+        return None
     if fps is None and rec is not None:
         ds = record_dataset(rec)
         if ds in DATASET_FPS and guess_dataset([f.stem for f in list_frames(path)]) is None:
-            fps = DATASET_FPS[ds]
-    return Clip.load(path, fps=fps)
+            return DATASET_FPS[ds]
+    return fps
+
+
+def load_clip_for(path: Path, rec: MegcRecord | None, fps: float | None):
+    """Load a clip at the rate :func:`folder_fps` says."""
+    return Clip.load(path) if not path.is_dir() else Clip.load(path, fps=folder_fps(path, rec, fps))
 

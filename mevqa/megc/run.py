@@ -26,8 +26,9 @@ How a run behaves, and why:
   starts a single process unless MPI is configured.
 
 - **Long-video questions** (MEGC2026 ME-LVQA: event counts, distinct AUs, the N-th event's type) are
-  answered from all the events spotted in the video (:mod:`mevqa.answer.lvqa`), other questions by the
-  agent.
+  answered from all the events spotted in the video, read in chunks as STRS reads it (any length,
+  memory bounded by a chunk; :func:`mevqa.megc.strs.spot_long_video`, :mod:`mevqa.answer.lvqa`); other
+  questions by the agent.
 - **Failed questions are retried.** A rerun asks again every question the failed side file lists with an
   empty answer (a clip restored since then is answered); a line without an answer is asked again.
 
@@ -47,15 +48,16 @@ from typing import Sequence
 from tqdm import tqdm
 
 from mevqa.answer.agent import Agent
-from mevqa.answer.lvqa import LVQA_EVIDENCE, answer_lvqa, lvqa_question
-from mevqa.evidence.builder import EvidenceConfig, compute_evidence
+from mevqa.answer.lvqa import answer_lvqa, events_from, lvqa_question
+from mevqa.evidence.builder import compute_evidence
 from mevqa.io.megc import MegcRecord, group_by_clip
-from mevqa.megc.clips import DEFAULT_PATTERNS, ClipResolver, load_clip_for, patterns_help
+from mevqa.megc.clips import DEFAULT_PATTERNS, ClipResolver, folder_fps, load_clip_for, patterns_help
 from mevqa.megc.records import (
     Appender, EvalError, answer_line, atomic_write, failed_path, one_line, part_paths, read_failed,
     read_prediction_lines, read_questions,
 )
 from mevqa.megc.shard import Shard
+from mevqa.megc.strs import spot_long_video
 
 __all__ = [
     "EvalError", "DEFAULT_PATTERNS", "ClipResolver", "Shard", "RunConfig", "RunResult", "run_eval", "finalise",
@@ -197,23 +199,28 @@ def _select_gpu(shard: Shard) -> None:
 
 
 def _answer_clip(agent, key: str, recs, path: Path | None, why: str, fps: float | None):
-    """(record, answer, failure reason) for each question of one clip; evidence computed once (with every
-    spotted event when a long-video question is among them)."""
+    """(record, answer, failure reason) for each question of one clip. Short-clip questions: evidence
+    computed once for all of them. Long-video questions: the video is spotted in chunks (any length in
+    bounded memory, :func:`mevqa.megc.strs.spot_long_video`) and answered from its events."""
     lvqa = {rec.record_id: lvqa_question(rec.question) for rec in recs}
-    config = LVQA_EVIDENCE if any(lvqa.values()) else EvidenceConfig()
-    ev = None
+    ev = events = None
     if path is not None:
         try:
-            ev = compute_evidence(load_clip_for(path, recs[0], fps), config=config)
+            if any(lvqa.values()):
+                rate, intervals = spot_long_video(path, fps=folder_fps(path, recs[0], fps))
+                events = events_from(intervals, rate)
+            if not all(lvqa.values()):
+                ev = compute_evidence(load_clip_for(path, recs[0], fps))
         except Exception as e:  # noqa: BLE001 - any data-dependent failure of one clip: record it, go on
-            why = one_line(e)
+            why, ev, events = one_line(e), None, None
     for rec in recs:
-        if ev is None:
+        kind = lvqa[rec.record_id]
+        if (ev if kind is None else events) is None:
             yield rec, "", why
         elif not rec.question.strip():
             yield rec, "", "empty question"
-        elif lvqa[rec.record_id] is not None:
-            yield rec, answer_lvqa(ev, lvqa[rec.record_id]), ""
+        elif kind is not None:
+            yield rec, answer_lvqa(events, kind), ""
         else:
             yield rec, agent.ask(ev, rec.question).text, ""
 

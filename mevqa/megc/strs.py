@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mevqa.evidence.builder import EvidenceConfig, compute_evidence
+from mevqa.evidence.builder import EvidenceConfig, IntervalEvidence, compute_evidence
 from mevqa.face.landmarks import FaceError
 from mevqa.io.megc import MegcRecord
 from mevqa.io.video import (
@@ -37,8 +37,8 @@ from mevqa.megc.shard import Shard
 from mevqa.megc.spotting_metrics import iou, read_strs_csv, strs_scores
 
 __all__ = [
-    "StrsVideo", "STRS_PATTERNS", "discover_videos", "listed_videos", "spot_video", "run_strs", "score_strs",
-    "strs_markdown", "write_strs_report",
+    "StrsVideo", "STRS_PATTERNS", "STRS_EVIDENCE", "discover_videos", "listed_videos", "spot_long_video", "spot_video",
+    "run_strs", "score_strs", "strs_markdown", "write_strs_report",
 ]
 
 
@@ -63,6 +63,8 @@ STRS_PATTERNS = ("{subject}/{video}", "s{subject}/{video}", "sub{subject:02d}/{v
 # of frames at once); chunks overlap by more than the longest macro-expression (4 s) and each keeps
 # only the intervals whose middle lies in its own half of the overlaps.
 STRS_CHUNK_SECONDS, STRS_OVERLAP_SECONDS, STRS_MAX_FPS, STRS_MAX_SIDE = 30.0, 5.0, 50.0, 640
+# every interval of a chunk, and none assumed where nothing stood out
+STRS_EVIDENCE = EvidenceConfig(max_intervals=100_000, assume_expression=False)
 
 
 def _subject_of(rel: Path) -> str:
@@ -185,22 +187,23 @@ def _chunks(items, per_chunk: int, overlap: int):
         yield buf, True
 
 
-def spot_video(path: Path, *, fps: float | None = None) -> list[tuple[int, int, str]]:
-    """(onset, offset, emotion) of every interval spotted in a long video, in its own frame numbers
-    (a frame folder's numbering, else 0-based). Emotion: the top FACS-rule emotion of the interval,
-    "others" when no rule matched."""
+def spot_long_video(path: Path, *, fps: float | None = None) -> tuple[float, list[IntervalEvidence]]:
+    """(the video's frame rate, every interval spotted in it) for a video of any length, read in chunks
+    (memory bounded by a chunk, not by the video). Intervals carry the video's own frame numbers (a
+    frame folder's numbering, else 0-based) and rate, their AUs and emotions; their images are dropped."""
     rate = _video_fps(path, fps)
     step = max(1, math.ceil(rate / STRS_MAX_FPS - 1e-6))
     sub_fps = rate / step
     per_chunk = max(8, int(round(STRS_CHUNK_SECONDS * sub_fps)))
     overlap = min(per_chunk // 2, int(round(STRS_OVERLAP_SECONDS * sub_fps)))
-    config = EvidenceConfig(max_intervals=100_000, assume_expression=False)
-    rows, n_chunks, errors = [], 0, []
+    out: list[IntervalEvidence] = []
+    n_chunks, errors = 0, []
     for chunk, last in _chunks(_read_frames(path, step), per_chunk, overlap):
         n_chunks += 1
         numbers = np.array([n for n, _ in chunk])
         try:
-            ev = compute_evidence(Clip(np.stack([f for _, f in chunk]), sub_fps, str(path), numbers), config=config)
+            ev = compute_evidence(Clip(np.stack([f for _, f in chunk]), sub_fps, str(path), numbers),
+                                  config=STRS_EVIDENCE)
         except FaceError as e:  # the face is lost for a while (turned away, out of frame): skip that stretch
             errors.append(e)
             continue
@@ -211,14 +214,22 @@ def spot_video(path: Path, *, fps: float | None = None) -> list[tuple[int, int, 
                 continue  # the neighbouring chunk sees this one whole: it reports it
             on, off = int(numbers[iv.onset]), int(numbers[iv.offset])
             # the two chunks may place one expression a little differently around the midpoint rule
-            if any(iou((on, off), (a, b)) >= 0.5 for a, b, _ in rows[-4:]):
+            if any(iou((on, off), (k.onset, k.offset)) >= 0.5 for k in out[-4:]):
                 continue
-            rows.append((on, off, iv.top_emotion["fine"] if iv.top_emotion else "others"))
+            out.append(replace(iv, index=len(out), onset=on, apex=int(numbers[iv.apex]), offset=off, fps=rate,
+                               images={}))
     if n_chunks == 0:
         raise ClipError(f"{path}: no frames")
     if len(errors) == n_chunks:
         raise errors[-1]
-    return rows
+    return rate, out
+
+
+def spot_video(path: Path, *, fps: float | None = None) -> list[tuple[int, int, str]]:
+    """(onset, offset, emotion) of every interval spotted in a long video (:func:`spot_long_video`).
+    Emotion: the top FACS-rule emotion of the interval, "others" when no rule matched."""
+    return [(iv.onset, iv.offset, iv.top_emotion["fine"] if iv.top_emotion else "others")
+            for iv in spot_long_video(path, fps=fps)[1]]
 
 
 def _strs_part(out: Path, index: int) -> Path:
