@@ -292,3 +292,13 @@ def test_eval_runs_on_the_v2_test_files(tmp_path, monkeypatch):
             answers[json.loads(q)["question"]] = ans
         assert check_agreement(answers) == []
         assert answers[json.loads(mine[4])["question"]].startswith("The action unit")
+
+
+def test_ask_refuses_an_over_long_question_before_decoding(capsys):
+    from mevqa.apps.cli import main as cli_main
+
+    t0 = time.perf_counter()
+    assert cli_main(["ask", "/nonexistent/clip.mp4", "1" * 20_000]) == 2
+    assert time.perf_counter() - t0 < 0.5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mevqa ask: error: the question is 20000 characters long; the limit is {MAX_QUESTION_CHARS}"]

@@ -212,8 +212,10 @@ def _make_agent(a):
 
 
 def _cmd_ask(a) -> None:
+    from mevqa.answer.agent import check_question
     from mevqa.evidence.builder import compute_evidence
 
+    check_question(a.question)  # an empty or over-long question fails before any decoding
     agent = _make_agent(a)
     clip = load_clip(a.clip, a.fps)
     ev = _with_recognizer(compute_evidence(clip), clip, a.recognizer)
