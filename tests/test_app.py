@@ -226,6 +226,12 @@ def test_browser_fast_questions_and_clip_switch(server, other_mp4, tmp_path):
             assert [r for r, _ in msgs] == ["user", "bot", "user", "bot"], msgs
             assert "Based on #" in msgs[1][1] and EVIDENCE_ONLY not in msgs[1][1], msgs
             assert box.input_value() == ""
+            # Ask reached with the keyboard (no pointer) takes the box too.
+            box.fill("Is this person hiding an emotion?")
+            page.locator("#ask-button").focus()
+            page.keyboard.press("Space")
+            expect(page.locator("#chat [data-testid=bot]")).to_have_count(3, timeout=30_000)
+            assert _chat_messages(page)[4] == ("user", "Is this person hiding an emotion?")
 
             # A new clip, and a question while it is analysed: it waits, then is answered about the new clip.
             page.locator("#upload input[type=file]").set_input_files(str(other_mp4))
@@ -235,7 +241,7 @@ def test_browser_fast_questions_and_clip_switch(server, other_mp4, tmp_path):
             expect(page.locator("#chat")).to_contain_text("Waiting", timeout=5_000)
             expect(status).to_contain_text("other.mp4 analysed", timeout=60_000)
             expect(page.locator("#chat")).to_contain_text("New clip: other.mp4", timeout=10_000)
-            expect(page.locator("#chat [data-testid=bot]")).to_have_count(4, timeout=30_000)
+            expect(page.locator("#chat [data-testid=bot]")).to_have_count(5, timeout=30_000)
             page.wait_for_timeout(1500)
             msgs = _chat_messages(page)
             texts = [t for _, t in msgs]

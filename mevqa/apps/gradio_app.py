@@ -96,6 +96,7 @@ JS = """
     t.dispatchEvent(new Event('input', {bubbles: true}));
     if (q) window.mevqaQuestions.push(q);
   };
+  window.mevqaTake = take;
   document.addEventListener('keydown', (e) => {
     if (e.target === box() && e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault(); e.stopImmediatePropagation();
@@ -108,7 +109,14 @@ JS = """
   }, true);
 }
 """
-TAKE_QUESTION = "(q, s) => [(window.mevqaQuestions || []).shift() || '', s]"
+# Ask reached without a pointer (keyboard focus + Space) finds the list empty: take the box then. Without
+# the page script (an embedding that drops it) Gradio's own value is used.
+TAKE_QUESTION = """(q, s) => {
+  const Q = window.mevqaQuestions;
+  if (!Q || !window.mevqaTake) return [q, s];
+  if (!Q.length) window.mevqaTake();
+  return [Q.shift() || '', s];
+}"""
 
 
 def _fps_or_none(fps) -> float | None:
@@ -322,8 +330,9 @@ def build_app(agent: Agent | None = None, *, limits: ClipLimits = APP_LIMITS, ma
         # In the browser TAKE_QUESTION hands over the question the page took from the box (see JS); Enter is
         # handled there too (it clicks Ask). The API's /ask (a button never shown) answers in one call.
         api_ask.click(ask_and_answer, [msg, session], [chat], api_name="ask", **chat_out)
-        send.click(ask, [msg, session], [chat], api_visibility="private", js=TAKE_QUESTION, **take).then(
-            drain, [session], [chat], api_visibility="private", **chat_out)
+        for trigger in (send.click, msg.submit):  # msg.submit only fires without the page script
+            trigger(ask, [msg, session], [chat], api_visibility="private", js=TAKE_QUESTION, **take).then(
+                drain, [session], [chat], api_visibility="private", **chat_out)
         for b in buttons:  # a button's value is its label: the question itself
             b.click(ask, [b, session], [chat], api_visibility="private", **take).then(
                 drain, [session], [chat], api_visibility="private", **chat_out)
