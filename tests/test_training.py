@@ -370,3 +370,31 @@ def test_qlora_in_bf16_finishes_with_the_held_out_evaluation(tiny, casme, tmp_pa
     assert (result.adapter_dir / "README.md").read_text().count("coarse UF1") == 1
     assert (result.adapter_dir / "training_config.yaml").is_file()
     assert "bf16 on CPU" in (result.adapter_dir / "README.md").read_text()
+
+
+def test_evidence_is_computed_in_shards_and_gathered(tiny, casme, tmp_path, monkeypatch):
+    """Two processes, run one after the other here: each computes only its share of the clips (every
+    second one), the barrier stands for the other's shard landing in the disk cache, and both end
+    with every clip's evidence (before: rank 0 computed all while the others waited)."""
+    import mevqa.train.data as data_mod
+
+    calls: list[str] = []
+    real = data_mod.clip_evidence
+
+    def counted(lc, **kw):
+        calls.append(lc.image_id)
+        return real(lc, **kw)
+
+    monkeypatch.setattr(data_mod, "clip_evidence", counted)
+    cfg = _config(tiny, casme, tmp_path / "run")
+    got = {}
+    for rank in (1, 0):
+        calls.clear()
+        marks = []
+        got[rank] = data_mod.prepare_data(cfg, tmp_path, progress=False, rank=rank, world=2,
+                                          barrier=lambda: marks.append(len(calls)), gather=lambda x: x)
+        n_clips = got[rank].n_clips
+        assert marks == [len(data_mod.shard(range(n_clips), rank, 2))]  # only its share before the barrier
+        assert len(calls) == n_clips  # then the rest, read back from the cache
+    assert list(got[0].evidence) == list(got[1].evidence) and len(got[0].evidence) == got[0].n_clips
+    assert [it.key for it in got[0].train_items] == [it.key for it in got[1].train_items]

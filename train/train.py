@@ -5,8 +5,8 @@
     python train/train.py train/configs/qwen2_5_vl_7b_lora.yaml lora.r=32 max_steps=500
     accelerate launch train/train.py train/configs/qwen2_5_vl_7b_lora.yaml   # several GPUs, no code change
 
-Everything lives in :mod:`mevqa.train.trainer`; this file only hands its arguments to the ``mevqa`` command
-line, so errors are the same one line (``--debug`` for a traceback). ``train/`` is deliberately not a
+Everything lives in :mod:`mevqa.train` (entry: :func:`mevqa.train.trainer.main_train`); this file only hands
+its arguments to the ``mevqa`` command line, so errors are the same one line (``--debug`` for a traceback). ``train/`` is deliberately not a
 package (no ``__init__.py``): nothing should ``import train``.
 """
 import sys

@@ -327,6 +327,12 @@ def build_tiny_model(out_dir: str | os.PathLike, *, family: str = "qwen2_5_vl", 
 
     # 3. save everything with the ecosystem's own save_pretrained
     model.save_pretrained(out)
+    _save_processor(out, tokenizer, family, seed)
+    return out
+
+
+def _save_processor(out: Path, tokenizer, family: str, seed: int) -> None:
+    """Tokenizer, image/video processor configs, chat template and the marker (written last)."""
     tokenizer.save_pretrained(out)
     image_processor = _image_processor(family)
     image_processor.save_pretrained(out)
@@ -346,6 +352,41 @@ def build_tiny_model(out_dir: str | os.PathLike, *, family: str = "qwen2_5_vl", 
         + "\n",
         encoding="utf-8",
     )
+
+
+def build_random_model(out_dir: str | os.PathLike, config_json: str | os.PathLike, *, dtype: str = "bfloat16",
+                       device: str = "cpu", seed: int = 0) -> Path:
+    """A real-size Qwen-VL with random weights from a published ``config.json`` (for GPU benchmarks
+    where no hub is reachable): the architecture and sizes as published, the tiny model's tokenizer
+    (its special-token ids are written into the config; ``vocab_size`` stays as published, so the
+    embedding and lm_head keep their real size). Prompts tokenise into more, shorter tokens than with
+    Qwen's own 151k vocabulary; visual tokens, the bulk of a prompt, are unchanged."""
+    import torch
+    from transformers import (AutoConfig, GenerationConfig, Qwen2_5_VLForConditionalGeneration,
+                              Qwen3VLForConditionalGeneration)
+
+    values = {k: v for k, v in json.loads(Path(config_json).read_text(encoding="utf-8")).items() if not k.startswith("_")}
+    family = values.get("model_type")
+    if family not in FAMILIES:
+        raise TinyModelError(f"{config_json}: model_type {family!r} is not one of {', '.join(FAMILIES)}")
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(builtin_corpus() + megc_corpus())
+    tokenizer.chat_template = CHAT_TEMPLATES[family]
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    values.update(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+                  vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    values["text_config"].update(bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
+    config = AutoConfig.for_model(**values)
+    model_cls = Qwen2_5_VLForConditionalGeneration if family == "qwen2_5_vl" else Qwen3VLForConditionalGeneration
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(seed)
+        model = model_cls._from_config(config, dtype=getattr(torch, dtype)).eval()
+    model.generation_config = GenerationConfig(eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
+                                               pad_token_id=ids["<|endoftext|>"], do_sample=False)
+    model.save_pretrained(out)
+    del model
+    _save_processor(out, tokenizer, family, seed)
     return out
 
 

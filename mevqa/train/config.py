@@ -102,10 +102,11 @@ class TrainConfig:
     ``epochs`` or, when > 0, ``max_steps`` (optimizer steps) set the length; one step is
     ``batch_size`` x ``grad_accum`` samples per process. ``balance``: "sampler" (class-balanced
     sampling with replacement), "loss" (per-sample loss weights) or "none". ``cache_vision``: run the
-    frozen vision tower once per clip and reuse its output every epoch (exact: it has no dropout and
-    no trainable weight; ignored when LoRA touches the vision side). ``bf16``: bfloat16
-    weights and autocast on a GPU that supports it (CPU fp32 unless ``cpu_bf16``: bf16 on the CPU too, slow,
-    for checking the GPU's precision path on a machine without one). ``save_every``: checkpoint
+    frozen vision tower once per distinct image set (keyed by content) and reuse its output every
+    epoch (exact: it has no dropout and no trainable weight; ignored when LoRA touches the vision
+    side). ``bf16``: bfloat16 weights and autocast on a GPU that supports it (CPU fp32 unless
+    ``cpu_bf16``: bf16 on the CPU too, slow, to check the GPU's precision path without a GPU).
+    ``save_every``: checkpoint
     period in steps (the last step always saves); ``keep_checkpoints`` newest kept. ``resume``:
     continue from the latest checkpoint in run_dir (refused when the config changed).
     ``eval_max_questions``: cap on held-out questions (0: all).
