@@ -199,6 +199,8 @@ def _quiet_libraries(a) -> None:
     if not getattr(a, "load_in_4bit", False):
         # bitsandbytes logs "pip install kernels" for its CPU 4-bit kernel on import, used or not.
         logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    # 8-bit on a float32 model: one "inputs will be cast to float16" line per layer per call, by design.
+    logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
     if not sys.warnoptions:  # python -W ... or PYTHONWARNINGS: the user asked for them
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -216,6 +218,12 @@ def _cmd_ask(a) -> None:
     from mevqa.evidence.builder import compute_evidence
 
     check_question(a.question)  # an empty or over-long question fails before any decoding
+    from mevqa.apps.watch import answer_long
+
+    text = answer_long(a.clip, a.question, fps=a.fps)  # long-video questions and long videos: streamed
+    if text is not None:
+        print(text)
+        return
     agent = _make_agent(a)
     clip = load_clip(a.clip, a.fps)
     ev = _with_recognizer(compute_evidence(clip), clip, a.recognizer)
@@ -267,6 +275,12 @@ def _cmd_tiny(a) -> None:
     main_tiny_model(a.out_dir, family=a.family)
 
 
+def _cmd_watch(a) -> None:
+    from mevqa.apps.watch import watch
+
+    watch(a.source, realtime=a.realtime, fps=a.fps, max_seconds=a.max_seconds, as_json=a.json)
+
+
 def _cmd_data(a) -> None:
     if a.data_command != "summary":
         raise ValueError("usage: mevqa data summary FILE...")
@@ -276,7 +290,8 @@ def _cmd_data(a) -> None:
 
 
 COMMANDS = {"synth": _cmd_synth, "spot": _cmd_spot, "au": _cmd_au, "evidence": _cmd_evidence, "ask": _cmd_ask,
-            "eval": _cmd_eval, "train": _cmd_train, "app": _cmd_app, "tiny-model": _cmd_tiny, "data": _cmd_data}
+            "eval": _cmd_eval, "train": _cmd_train, "app": _cmd_app, "tiny-model": _cmd_tiny, "data": _cmd_data,
+            "watch": _cmd_watch}
 
 
 def main(argv: list[str] | None = None) -> int:
