@@ -4,7 +4,7 @@ The AU list, the yes/no AU answers, the left/right answers, the fine and coarse 
 analysis sentence of a clip all come from the same :class:`Reading` of the same interval (the one
 :func:`mevqa.evidence.select.resolve` picks: the clip's main expression unless the question names a
 time, a number or an ordinal). So the coarse class always follows the fine one through
-:data:`~mevqa.facs.tables.FINE_TO_COARSE`, "yes" is said exactly of the AUs the AU answer lists, and
+:data:`~mevqa.facs.labels.FINE_TO_COARSE`, "yes" is said exactly of the AUs the AU answer lists, and
 the analysis sentence repeats the same AUs and classes.
 
 No answer asserts what the evidence lacks. Every fallback is documented here and its ``note`` says so
