@@ -58,6 +58,10 @@ def analyse(clip, *, fps: float | None = None, cache: bool = True, progress=None
     unknown = sorted(set(settings) - known)
     if unknown:
         raise TypeError(f"analyse() got unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    if not isinstance(clip, Clip):
+    if isinstance(clip, str) and clip == "demo":
+        from mevqa.io.demo import demo_clip
+
+        clip = demo_clip()
+    elif not isinstance(clip, Clip):
         clip = Clip.load(clip, fps=fps)
     return compute_evidence(clip, config=replace(EvidenceConfig(), **settings), cache=cache, progress=progress)
