@@ -158,7 +158,11 @@ def test_numpy_processor_matches_transformers_processor_call(models, face, famil
     ref = hf(text=[proc.render(messages)], images=images, images_kwargs={"size": proc._size()}, return_tensors="pt")
     assert set(ref) == set(ours)
     for key in ref:
-        assert torch.equal(ref[key], ours[key]), key
+        if key == "pixel_values":  # ours follow the torchvision processor's fused rescale+normalise (bit for
+            # bit, test_standard_processor_matches_on_keyframes_and_flow_map); PIL's order rounds the last bit
+            assert torch.allclose(ref[key], ours[key], rtol=0, atol=1e-6), key
+        else:
+            assert torch.equal(ref[key], ours[key]), key
     # visual token count = patches / merge^2, summed over both images
     expected = sum(proc.tokens_per_image(*img.shape[:2]) for img in images)
     assert proc.n_visual_tokens(ours) == expected == int((ours["mm_token_type_ids"] == 1).sum())
@@ -473,3 +477,21 @@ def test_both_processor_paths_read_the_processors_chat_template(tiny_dirs, tmp_p
     if torchvision_available():  # the standard path reads the same file
         hf = VLProcessor.from_pretrained(str(folder), family="qwen2_5_vl", backend="transformers")
         assert hf.chat_template == processor_template
+
+
+@pytest.mark.skipif(not torchvision_available(), reason="torchvision is not installed: AutoProcessor path unavailable")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_standard_processor_matches_on_keyframes_and_flow_map(tiny_dirs, family):
+    """Issue 16: the AutoProcessor path (every GPU user's) against the torchvision-free one on the real
+    prompt: the demo clip's keyframes and flow map as ``build_messages`` renders them. Bit for bit."""
+    from mevqa.answer.prompt import build_messages
+    from mevqa.evidence.builder import compute_evidence
+    from mevqa.io.demo import demo_clip
+
+    messages = build_messages(compute_evidence(demo_clip()), QUESTION)
+    a = VLProcessor.from_pretrained(str(tiny_dirs[family]), family=family, backend="numpy")(messages)
+    b = VLProcessor.from_pretrained(str(tiny_dirs[family]), family=family, backend="transformers")(messages)
+    assert set(a) == set(b) and int(a["image_grid_thw"].shape[0]) >= 4  # 3 keyframes + the flow map
+    for key in a:
+        assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), (
+            key, float((a[key].double() - b[key].double()).abs().max()) if a[key].shape == b[key].shape else "shape")

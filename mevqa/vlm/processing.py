@@ -293,6 +293,22 @@ class VLProcessor:
         out = self.hf_processor(**kwargs)
         return {k: v for k, v in out.items() if k != "video_metadata"}
 
+    def _pixels(self, images: list) -> dict:
+        """Resized, patchified and normalised pixels, with the arithmetic of transformers' torchvision
+        processor: rescale and normalise fused as ``(x - mean * 255) / (std * 255)`` in float32 (the PIL
+        processor rescales first, then normalises, which rounds differently in the last bit), so both
+        processor paths give bit-identical ``pixel_values``."""
+        import torch
+
+        ip = self.image_processor
+        out = ip(images, size=self._size(), input_data_format="channels_last", do_rescale=False, do_normalize=False,
+                 return_tensors="np")
+        x = torch.from_numpy(np.ascontiguousarray(out["pixel_values"])).to(torch.float32)
+        mean = torch.tensor(ip.image_mean) * (1.0 / ip.rescale_factor)
+        std = torch.tensor(ip.image_std) * (1.0 / ip.rescale_factor)
+        x = x.view(x.shape[0], len(mean), -1).sub_(mean[:, None]).div_(std[:, None]).view(x.shape[0], -1)
+        return {"pixel_values": x.numpy(), "image_grid_thw": out["image_grid_thw"]}
+
     def _media_numpy(self, parsed: ParsedMessages) -> tuple[dict, list[str], list[str]]:
         """Pixel tensors and the placeholder expansion string for each image and video."""
         import torch
@@ -303,8 +319,7 @@ class VLProcessor:
         merge = self.merge_size ** 2
         # 1. images through the PIL image processor (resize, rescale, normalise, patchify)
         if parsed.images:
-            out = self.image_processor(list(parsed.images), size=self._size(), input_data_format="channels_last",
-                                       return_tensors="np")
+            out = self._pixels(list(parsed.images))
             media["pixel_values"] = torch.from_numpy(out["pixel_values"])
             media["image_grid_thw"] = torch.from_numpy(out["image_grid_thw"]).long()
             image_repl = [IMAGE_TOKEN * int(np.prod(g) // merge) for g in out["image_grid_thw"]]
@@ -312,8 +327,7 @@ class VLProcessor:
         if parsed.videos:
             all_patches, grids, seconds = [], [], []
             for frames, fps in zip(parsed.videos, parsed.video_fps):
-                out = self.image_processor(list(frames), size=self._size(), input_data_format="channels_last",
-                                           return_tensors="np")
+                out = self._pixels(list(frames))
                 _, gh, gw = (int(x) for x in out["image_grid_thw"][0])
                 patches = frame_patches_to_video(
                     out["pixel_values"], (gh, gw), len(frames), channels=3, patch_size=self.patch_size,
