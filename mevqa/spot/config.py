@@ -71,6 +71,7 @@ class SpotConfig:
     baseline_seconds: float = 1.0    # the rise is measured above the minimum within +- this
     noise_seconds: float = 3.0       # the noise floor is estimated over this window around each frame
     noise_k: float = 6.0             # rise must exceed noise_k x the local flow noise (robust sigma) ...
+    rise_k: float = 0.0              # ... and, if > 0, the regions' local median rise + rise_k robust sigmas ...
     min_rise: float = 0.003          # ... and this absolute floor (IOD; 0.23 px in the 224 crop)
     fall_fraction: float = 0.3       # after the apex the signal must fall by this part of the rise
     # boundaries

@@ -195,15 +195,21 @@ def _split_long(on: float, off: float, curve: np.ndarray, max_len: float, min_ga
 
 
 def local_threshold(raw: np.ndarray, fps: float, *, cutoff_hz: float, seconds: float, k: float,
-                    floor: float) -> np.ndarray:
-    """Per-frame rise threshold (T,): ``k`` x the local flow noise, at least ``floor``.
+                    floor: float, rises: np.ndarray | None = None, k_rise: float = 4.0) -> np.ndarray:
+    """Per-frame rise threshold (T,), local to ``seconds`` around each frame, at least ``floor``.
 
-    The noise is what flow error leaves in the raw per-frame motion above ``cutoff_hz`` (facial
-    actions change slower than that), as a robust sigma (1.4826 MAD) over ``seconds`` around each
-    frame and, per frame, the median over the regions: an expression moves a few regions, the others
-    still show the noise. Local, so a 6 s excerpt and the 20 s clip it came from get the same
-    threshold; from the noise alone, so a clip full of motion does not raise its own bar.
+    Two local noise levels, the larger wins: ``k`` x the flow's own error, i.e. the robust sigma
+    (1.4826 MAD) of the raw per-frame motion above ``cutoff_hz`` (facial actions change slower than
+    that); and, when ``rises`` (R, T) is given, the regions' typical rise plus ``k_rise`` robust sigmas
+    of it (slow wobble that compression, lighting or breathing leave in every region). Both are taken
+    per frame as the median over the regions (an expression moves a few regions, the others still show
+    the noise) and over the window around the frame: a 6 s excerpt and the 20 s clip it came from get
+    the same threshold, and a clip's other expressions do not move it.
     """
     res = raw - lowpass(raw, fps, cutoff_hz)
     _, spread = rolling_noise(res, fps, seconds=seconds)
-    return np.maximum(k * np.median(spread, axis=0), floor)
+    thr = k * np.median(spread, axis=0)
+    if rises is not None:
+        level, sigma = rolling_noise(np.median(rises, axis=0), fps, seconds=seconds)
+        thr = np.maximum(thr, level + k_rise * sigma)
+    return np.maximum(thr, floor)

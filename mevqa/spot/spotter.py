@@ -159,8 +159,12 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
     x, xb, d = x_all[:k], xb_all[:k], d_all[:k]
     lid_rise = dict(zip(names + aux, d_all))
     # One threshold per frame for all regions, from the local flow noise (clip-independent).
-    thr = local_threshold(back[:k], fps, cutoff_hz=cfg.boundary_hz, seconds=cfg.noise_seconds, k=cfg.noise_k,
-                          floor=cfg.min_rise * iod)
+    # The flow error is measured on motions over a full lag: ahead of the frame within the first lag
+    # (where "back" reaches only to frame 0), behind it elsewhere; so a clip's start reads as its middle.
+    lag = max(1, round(cfg.lag_seconds * fps))
+    full_lag = np.where(np.arange(n) >= min(lag, n - 1), back[:k], ahead[:k])
+    thr = local_threshold(full_lag, fps, cutoff_hz=cfg.boundary_hz, seconds=cfg.noise_seconds, k=cfg.noise_k,
+                          floor=cfg.min_rise * iod, rises=d if cfg.rise_k > 0 else None, k_rise=cfg.rise_k)
 
     blinks = detect_blinks(faces.landmarks, fps, max_seconds=cfg.blink_max_seconds,
                            drop=cfg.blink_drop) if cfg.suppress_blinks else []
