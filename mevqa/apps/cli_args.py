@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from mevqa.apps.watch import WATCH_EXAMPLES, add_arguments as add_watch_arguments
 from mevqa.io.video import VIDEO_EXTENSIONS
 
 VIDEO_TYPES = ", ".join(e.lstrip(".") for e in VIDEO_EXTENSIONS)  # the same list the app accepts
@@ -74,6 +75,7 @@ examples:
     "data": """examples:
   mevqa data summary me_vqa_train.jsonl me_vqa_test.jsonl
   mevqa data summary CASME2-coding.xlsx""",
+    "watch": WATCH_EXAMPLES,
 }
 
 
@@ -185,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+
+    p = command("watch", "print each expression of a webcam, a stream or a file as it is spotted")
+    add_watch_arguments(p)
 
     p = command("tiny-model", "build a tiny random Qwen-VL with a local tokenizer (tests, smoke runs)")
     p.add_argument("out_dir", help="folder to write the model into (usable as --model)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import os
 import re
 import sys
@@ -19,22 +18,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-import cv2
-import numpy as np
 from tqdm import tqdm
 
-from mevqa.evidence.builder import EvidenceConfig, IntervalEvidence, compute_evidence
-from mevqa.face.landmarks import FaceError
+from mevqa.evidence.builder import EvidenceConfig, IntervalEvidence
+from mevqa.evidence.stream import spot_stream
 from mevqa.io.megc import MegcRecord
-from mevqa.io.video import (
-    FOLDER_PATTERNS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Clip, ClipError, frame_number, guess_dataset, list_frames,
-)
+from mevqa.io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipError
 from mevqa.megc.class_metrics import MetricInputError
 from mevqa.megc.clips import ClipResolver
 from mevqa.megc.records import EvalError, atomic_write, one_line
 from mevqa.megc.report import fmt, md_table, write_json_md
 from mevqa.megc.shard import Shard
-from mevqa.megc.spotting_metrics import iou, read_strs_csv, strs_scores
+from mevqa.megc.spotting_metrics import read_strs_csv, strs_scores
 
 __all__ = [
     "StrsVideo", "STRS_PATTERNS", "STRS_EVIDENCE", "discover_videos", "listed_videos", "spot_long_video", "spot_video",
@@ -59,10 +54,11 @@ class StrsVideo:
 STRS_PATTERNS = ("{subject}/{video}", "s{subject}/{video}", "sub{subject:02d}/{video}", "{subject:03d}/{video}",
                  "{video}")
 
-# Long videos are read in chunks so memory stays bounded (a 10-minute 30 fps video would be ~10 GB
-# of frames at once); chunks overlap by more than the longest macro-expression (4 s) and each keeps
-# only the intervals whose middle lies in its own half of the overlaps.
-STRS_CHUNK_SECONDS, STRS_OVERLAP_SECONDS, STRS_MAX_FPS, STRS_MAX_SIDE = 30.0, 5.0, 50.0, 640
+# Long videos are streamed in chunks so memory stays bounded (a 10-minute 30 fps video would be ~10 GB
+# of frames at once); chunks overlap by twice the spotter's 2 s reference lag plus the longest
+# macro-expression (4 s) and each keeps only the intervals whose middle lies in its own half of the
+# overlaps (:mod:`mevqa.evidence.stream`).
+STRS_CHUNK_SECONDS, STRS_OVERLAP_SECONDS, STRS_MAX_FPS, STRS_MAX_SIDE = 30.0, 10.0, 50.0, 640
 # every interval of a chunk, and none assumed where nothing stood out
 STRS_EVIDENCE = EvidenceConfig(max_intervals=100_000, assume_expression=False)
 
@@ -115,114 +111,14 @@ def listed_videos(root: Path, listing: Path) -> list[StrsVideo]:
     return out
 
 
-def _video_fps(path: Path, fps: float | None) -> float:
-    if path.is_dir():
-        if fps:
-            return float(fps)
-        ds = guess_dataset([f.stem for f in list_frames(path)])
-        if ds is None:
-            raise ClipError(f"{path}: a frame folder carries no frame rate; pass --fps")
-        return FOLDER_PATTERNS[ds][1]
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise ClipError(f"{path}: cannot open the video")
-        rate = fps or cap.get(cv2.CAP_PROP_FPS)
-    finally:
-        cap.release()
-    if not rate or rate <= 0:
-        raise ClipError(f"{path}: the video has no frame rate; pass --fps")
-    return float(rate)
-
-
-def _read_frames(path: Path, step: int):
-    """(source frame number, RGB frame) for every ``step``-th frame, streamed, resized to at most
-    ``STRS_MAX_SIDE`` on the longer side."""
-    def fit(bgr):
-        h, w = bgr.shape[:2]
-        s = STRS_MAX_SIDE / max(h, w)
-        if s < 1:
-            bgr = cv2.resize(bgr, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-    if path.is_dir():
-        for f in list_frames(path)[::step]:
-            bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise ClipError(f"{f}: cannot read the image")
-            yield frame_number(f.name), fit(bgr)
-        return
-    cap = cv2.VideoCapture(str(path))
-    i = 0
-    try:
-        while True:
-            ok = cap.grab()
-            if not ok:
-                break
-            if i % step == 0:
-                ok, bgr = cap.retrieve()
-                if not ok:
-                    break
-                yield i, fit(bgr)
-            i += 1
-    finally:
-        cap.release()
-
-
-def _chunks(items, per_chunk: int, overlap: int):
-    """(chunk, is_last): lists of ``per_chunk`` consecutive items (the last may be shorter), each
-    starting ``per_chunk - overlap`` after the previous; a chunk is never only the previous one's
-    overlap."""
-    it = iter(items)
-    buf = []
-    for item in it:
-        buf.append(item)
-        if len(buf) == per_chunk:
-            nxt = next(it, None)
-            yield buf, nxt is None
-            if nxt is None:
-                return
-            buf = buf[per_chunk - overlap:] + [nxt]
-    if buf:
-        yield buf, True
-
-
 def spot_long_video(path: Path, *, fps: float | None = None) -> tuple[float, list[IntervalEvidence]]:
-    """(the video's frame rate, every interval spotted in it) for a video of any length, read in chunks
-    (memory bounded by a chunk, not by the video). Intervals carry the video's own frame numbers (a
-    frame folder's numbering, else 0-based) and rate, their AUs and emotions; their images are dropped."""
-    rate = _video_fps(path, fps)
-    step = max(1, math.ceil(rate / STRS_MAX_FPS - 1e-6))
-    sub_fps = rate / step
-    per_chunk = max(8, int(round(STRS_CHUNK_SECONDS * sub_fps)))
-    overlap = min(per_chunk // 2, int(round(STRS_OVERLAP_SECONDS * sub_fps)))
-    out: list[IntervalEvidence] = []
-    n_chunks, errors = 0, []
-    for chunk, last in _chunks(_read_frames(path, step), per_chunk, overlap):
-        n_chunks += 1
-        numbers = np.array([n for n, _ in chunk])
-        try:
-            ev = compute_evidence(Clip(np.stack([f for _, f in chunk]), sub_fps, str(path), numbers),
-                                  config=STRS_EVIDENCE)
-        except FaceError as e:  # the face is lost for a while (turned away, out of frame): skip that stretch
-            errors.append(e)
-            continue
-        lo = 0 if n_chunks == 1 else overlap / 2
-        hi = len(chunk) if last else len(chunk) - overlap / 2
-        for iv in ev.intervals:
-            if not lo <= (iv.onset + iv.offset) / 2 < hi:
-                continue  # the neighbouring chunk sees this one whole: it reports it
-            on, off = int(numbers[iv.onset]), int(numbers[iv.offset])
-            # the two chunks may place one expression a little differently around the midpoint rule
-            if any(iou((on, off), (k.onset, k.offset)) >= 0.5 for k in out[-4:]):
-                continue
-            out.append(replace(iv, index=len(out), onset=on, apex=int(numbers[iv.apex]), offset=off, fps=rate,
-                               images={}))
-    if n_chunks == 0:
-        raise ClipError(f"{path}: no frames")
-    if len(errors) == n_chunks:
-        raise errors[-1]
-    return rate, out
+    """(the video's frame rate, every interval spotted in it) for a video of any length, streamed
+    (:func:`mevqa.evidence.stream.spot_stream`: each frame tracked once, memory bounded by a chunk of
+    aligned crops, not by the video). Intervals carry the video's own frame numbers (a frame folder's
+    numbering, else 0-based) and rate, their AUs and emotions; their images are dropped."""
+    res = spot_stream(path, fps=fps, window_seconds=STRS_CHUNK_SECONDS, overlap_seconds=STRS_OVERLAP_SECONDS,
+                      max_seconds=None, max_side=STRS_MAX_SIDE, config=STRS_EVIDENCE)
+    return res.fps, res.intervals
 
 
 def spot_video(path: Path, *, fps: float | None = None) -> list[tuple[int, int, str]]:

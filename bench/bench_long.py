@@ -1,0 +1,107 @@
+"""Peak memory and speed on long videos: the real test video played back and forth to 20 s, 80 s, 5 and 10 min.
+
+    python bench/bench_long.py                       # streamed evidence and front end, all lengths
+    python bench/bench_long.py --mode clip --lengths 20 80   # the in-memory path (Clip.load + compute_evidence)
+    python bench/bench_long.py --mode frontend       # only decode + track + align (the front end)
+
+Each run is a fresh process (peak RSS = its ru_maxrss). The long videos are written to --tmp (not the
+repo) with cv2.VideoWriter: tests/data/pexels_woman_emotions.mp4 (640x360, 23.976 fps, 19.7 s) forward
+then backward, so joins are not cuts. Frames/s = source frames / wall seconds, and / process CPU seconds
+(the machine may be shared: CPU time is the steadier figure). The load average is printed with each row.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+VIDEO = Path(__file__).resolve().parents[1] / "tests" / "data" / "pexels_woman_emotions.mp4"
+
+
+def make_video(seconds: float, tmp: Path) -> Path:
+    out = tmp / f"long_{int(seconds)}s.mp4"
+    if out.exists():
+        return out
+    cap = cv2.VideoCapture(str(VIDEO))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    h, w = frames[0].shape[:2]
+    n = int(round(seconds * fps))
+    part = out.with_suffix(".part.mp4")
+    vw = cv2.VideoWriter(str(part), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for i in range(n):
+        k = i % (2 * len(frames))
+        vw.write(frames[k if k < len(frames) else 2 * len(frames) - 1 - k])
+    vw.release()
+    part.rename(out)
+    return out
+
+
+def run_one(mode: str, path: str) -> dict:
+    """In this (fresh) process: analyse ``path`` one way; time, CPU and peak RSS."""
+    t, c = time.perf_counter(), time.process_time()
+    if mode == "clip":
+        from mevqa.evidence.builder import compute_evidence
+        from mevqa.io.video import Clip
+
+        clip = Clip.load(path)
+        n, events = clip.n_frames, len(compute_evidence(clip, cache=False).intervals)
+    elif mode == "frontend":
+        from mevqa.io.stream import iter_frames, probe
+        from mevqa.motion.stream import stream_frontend
+
+        fps = probe(path).fps
+        n = sum(1 for _ in stream_frontend(iter_frames(path, max_seconds=None), fps))
+        events = None
+    else:
+        from mevqa.evidence.stream import spot_stream
+
+        res = spot_stream(path, max_seconds=None)
+        n, events = res.n_frames, len(res.intervals)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"frames": n, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "fps_wall": round(n / wall, 1),
+            "fps_cpu": round(n / cpu, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "intervals": events}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=("stream", "clip", "frontend"), default="stream")
+    ap.add_argument("--lengths", type=float, nargs="+", default=[20, 80, 300, 600], help="seconds")
+    ap.add_argument("--tmp", default="/tmp/mevqa_bench_long")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.one:
+        print(json.dumps(run_one(a.mode, a.one)))
+        return 0
+    tmp = Path(a.tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    print(f"mode {a.mode}; {os.cpu_count()} CPUs; times on a shared machine are noisy, CPU time less so")
+    print("length   frames  wall s  cpu s  frames/s wall  frames/s cpu  peak RSS MB  intervals  load")
+    for secs in a.lengths:
+        path = VIDEO if secs <= 20 else make_video(secs, tmp)
+        r = subprocess.run([sys.executable, __file__, "--mode", a.mode, "--one", str(path)], capture_output=True, text=True)
+        if r.returncode:
+            print(f"{secs:6.0f} s  failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+            continue
+        d = json.loads(r.stdout.strip().splitlines()[-1])
+        print(f"{secs:6.0f} s  {d['frames']:6d}  {d['wall_s']:6.1f}  {d['cpu_s']:5.1f}  {d['fps_wall']:13.1f}  "
+              f"{d['fps_cpu']:12.1f}  {d['peak_rss_mb']:11d}  {str(d['intervals']):>9s}  {os.getloadavg()[0]:.1f}",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

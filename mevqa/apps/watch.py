@@ -1,0 +1,114 @@
+"""``mevqa watch SOURCE``: expressions of a webcam, a stream or a file, printed as they are spotted; and
+``mevqa ask`` on long videos.
+
+``watch`` runs the streaming evidence (:func:`mevqa.evidence.stream.spot_stream`) with the live cut: a
+window of the last 6 s every 0.5 s, each frame tracked once; an expression is printed once its offset
+lies 0.5 s before the newest frame. ``--realtime`` plays a file at its own pace (as a camera would
+deliver it) and then each line carries the delay from the expression's offset to its report.
+
+Long videos (over the in-memory clip limit, or any video asked a long-video question such as "How many
+micro-expression events appear in this video?") are answered from the streamed events
+(:mod:`mevqa.answer.lvqa`), in memory bounded by a window, up to ``--max-seconds`` (default 600 s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+WATCH_EXAMPLES = """examples:
+  mevqa watch 0                          the first webcam, until Ctrl-C
+  mevqa watch rtsp://camera.local/stream a network stream
+  mevqa watch interview.mp4 --realtime   a file played at its own pace, with report delays
+  mevqa watch interview.mp4 --json       as fast as possible, one JSON object per expression"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``watch`` command's arguments (kept here so ``mevqa --help`` imports nothing heavy)."""
+    p.add_argument("source", help="webcam index (0), stream URL (rtsp://, http://) or a video file / frame folder")
+    p.add_argument("--realtime", action="store_true", help="play a file at its own frame rate (default: as fast as possible)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate (overrides the source's)")
+    p.add_argument("--max-seconds", type=float, default=600.0,
+                   help="stop after this much of the source (default 600; 0: no limit, for cameras)")
+    p.add_argument("--json", action="store_true", help="one JSON object per expression instead of a line")
+
+
+def _line(iv, delay: float | None) -> str:
+    aus = ", ".join(f"{a['code']}{'(' + a['side'][0] + ')' if a.get('side') and a['side'] != 'both' else ''}"
+                    for a in iv.aus) or "no AU"
+    reading = iv.top_emotion["fine"] if iv.top_emotion else "no FACS rule matched"
+    t0, t1 = iv.onset / iv.fps, iv.offset / iv.fps
+    tail = f"  (reported {delay:.2f} s after its offset)" if delay is not None else ""
+    return f"{t0:7.2f}-{t1:6.2f} s  {iv.kind:5s}  {aus}  -> {reading}{tail}"
+
+
+def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_seconds: float | None = 600.0,
+          as_json: bool = False, out=sys.stdout) -> dict:
+    """Print each expression as it is spotted; returns the report delays (s) when they can be measured
+    (a file played with ``realtime``; a live source's frames are timed by their arrival)."""
+    from mevqa.evidence.stream import LIVE_HOP_SECONDS, LIVE_WINDOW_SECONDS, spot_stream  # noqa: PLC0415 - MediaPipe
+
+    from mevqa.io.stream import is_live  # noqa: PLC0415 - with the line above
+
+    timed = realtime or is_live(source)
+    delays: list[float] = []
+    behind: list[float] = []
+    start = time.perf_counter()
+
+    def on_event(iv, newest: int) -> None:
+        # how much of the source had been read past the offset when it was reported: the delay the
+        # windowing itself adds, whatever the machine's speed
+        behind.append((newest - iv.offset) / iv.fps)
+        delay = None
+        if timed:  # the offset's frame arrived at start + offset/fps (played or live at its own pace)
+            delay = time.perf_counter() - (start + iv.offset / iv.fps)
+            delays.append(delay)
+        if as_json:
+            print(json.dumps({"onset": iv.onset, "offset": iv.offset, "fps": round(iv.fps, 3), "kind": iv.kind,
+                              "aus": [a["code"] for a in iv.aus],
+                              "reading": iv.top_emotion["fine"] if iv.top_emotion else None,
+                              "delay_s": None if delay is None else round(delay, 3),
+                              "read_past_offset_s": round(behind[-1], 3)}), file=out, flush=True)
+        else:
+            print(_line(iv, delay), file=out, flush=True)
+
+    res = spot_stream(source, fps=fps, window_seconds=LIVE_WINDOW_SECONDS, hop_seconds=LIVE_HOP_SECONDS,
+                      max_seconds=max_seconds or None, realtime=realtime, on_event=on_event,
+                      realtime_lag=(lambda t: time.perf_counter() - start - t) if timed else None)
+    summary = {"events": len(res.intervals), "seconds": round(res.duration, 2),
+               "wall_seconds": round(time.perf_counter() - start, 2), "notes": res.notes}
+    for name, values in (("delay", delays), ("read_past_offset", behind)):
+        if values:
+            q = sorted(values)
+            summary |= {f"{name}_median_s": round(statistics.median(q), 3),
+                        f"{name}_p95_s": round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], 3)}
+    print(f"[{summary}]", file=sys.stderr)
+    return summary
+
+
+def answer_long(path: str, question: str, *, fps: float | None = None, max_seconds: float = 600.0) -> str | None:
+    """The answer to a long-video question (ME-LVQA) from the streamed events of ``path``; None when the
+    question is not one and the clip fits in memory (the ordinary ``ask`` path answers it). A clip over
+    the in-memory limits asked anything else: ValueError saying what can be asked."""
+    from mevqa.answer.lvqa import answer_lvqa, events_from, lvqa_question  # noqa: PLC0415 - heavy on start-up
+    from mevqa.evidence.stream import spot_stream  # noqa: PLC0415
+    from mevqa.io.decode import DEFAULT_LIMITS  # noqa: PLC0415
+    from mevqa.io.stream import probe  # noqa: PLC0415
+
+    kind = lvqa_question(question)
+    if path == "demo":
+        return None
+    info = probe(path, fps=fps)
+    long = info.n_frames > DEFAULT_LIMITS.max_frames or info.duration > DEFAULT_LIMITS.max_seconds
+    if kind is None:
+        if long:
+            raise ValueError(f"{path}: {info.duration:.0f} s is longer than a clip ({DEFAULT_LIMITS.max_seconds:g} s); "
+                             "ask a long-video question (how many (micro-/macro-)expression events, which action "
+                             "units, the type of the N-th event) or trim the clip")
+        return None
+    res = spot_stream(path, fps=fps, max_seconds=max_seconds)
+    for note in res.notes:
+        print(f"({note})", file=sys.stderr)
+    return answer_lvqa(events_from(res.intervals, res.fps), kind)

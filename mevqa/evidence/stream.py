@@ -1,0 +1,180 @@
+"""Evidence of a long video or a live stream, in memory bounded by a window (not by the video's length).
+
+Frames are read one at a time (:mod:`mevqa.io.stream`), tracked and aligned once
+(:func:`mevqa.motion.stream.stream_frontend`: only the 224 px crops, 150 kB a frame, are kept, never
+the full frames), and cut into overlapping windows of aligned frames. Each window is one
+:class:`mevqa.motion.frontend.FrontEnd`, spotted and read by the same spotter, AU detector and FACS
+rules as a short clip (:func:`mevqa.evidence.builder.evidence_from_frontend`); only its intervals are
+kept (AUs, emotions, scores, keyframe numbers and transforms; no images: :func:`keyframes` re-reads
+them by seeking).
+
+Two ways to cut windows:
+
+- **long videos** (:func:`spot_stream` defaults): 30 s windows overlapping by 10 s (at least twice the
+  spotter's 2 s reference lag plus the longest macro-expression, 4 s); each window keeps the intervals
+  whose middle lies in its own half of the overlaps, so every expression is reported by the one window
+  that measures it as the whole video would.
+- **live** (``hop_seconds``): a window of the last ``window_seconds`` every ``hop_seconds``; an interval
+  is reported once its offset lies ``settle_seconds`` before the window's end (the spotter compares
+  each frame with the frames ``lag_seconds`` around it, so the end of an interval needs a little
+  after it to be sure), and only once.
+
+The live cut reports an interval 0.5 s after its offset, before the spotter's 2 s reference after it
+has arrived: its bounds there are those the newest frames allow, and a later window may place it a
+little differently (it is not reported twice).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from mevqa.evidence.builder import EvidenceConfig, IntervalEvidence, evidence_from_frontend
+from mevqa.face.landmarks import FaceError
+from mevqa.io.stream import MAX_STREAM_SECONDS, STREAM_MAX_SIDE, analysis_step, iter_frames, probe, read_frames_at, windows
+from mevqa.io.video import ClipError
+from mevqa.motion.stream import stream_frontend, window_frontend
+
+#: Every interval of a window, none assumed where nothing stood out (a long video has quiet stretches).
+STREAM_EVIDENCE = EvidenceConfig(max_intervals=100_000, assume_expression=False)
+# A frame is measured against frames up to lag_seconds (2 s) away, so a window measures what the whole
+# video would only 2 s inside its ends; an interval (up to 4 s) whose middle lies in a window's own part
+# must then lie whole 2 s inside it: overlap / 2 >= 2 s + 4 s / 2, i.e. overlap >= 8 s.
+WINDOW_SECONDS, OVERLAP_SECONDS = 30.0, 10.0
+LIVE_WINDOW_SECONDS, LIVE_HOP_SECONDS, LIVE_SETTLE_SECONDS = 6.0, 0.5, 0.5
+MACRO_MAX_SECONDS = 4.0  # the longest expression the spotter reports whole (SpotConfig.macro_max_seconds)
+
+
+@dataclass
+class StreamEvidence:
+    """What a long video or stream left: its intervals (source frame numbers and rate) and counts."""
+
+    source: str
+    fps: float
+    analysis_fps: float
+    n_frames: int                      # source frames read
+    intervals: list[IntervalEvidence]
+    windows: int = 0
+    failed_windows: int = 0
+    lost_frames: int = 0               # analysed frames with no face
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.n_frames / self.fps
+
+
+def _iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    return inter / (max(a[1], b[1]) - min(a[0], b[0]) + 1) if inter > 0 else 0.0
+
+
+def _covered(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether the two intervals share at least half of the shorter one (live: seen again by a later window)."""
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    return inter >= 0.5 * min(a[1] - a[0] + 1, b[1] - b[0] + 1)
+
+
+def _to_source(iv: IntervalEvidence, numbers: np.ndarray, rate: float, index: int) -> IntervalEvidence:
+    """A window's interval in the source's frame numbers and rate, images dropped (re-read on demand)."""
+    keys = {k: {"frame": int(numbers[min(v["frame"], len(numbers) - 1)]), "transform": v["transform"]}
+            for k, v in (iv.keyframes or {}).items()}
+    return replace(iv, index=index, onset=int(numbers[iv.onset]), apex=int(numbers[iv.apex]),
+                   offset=int(numbers[iv.offset]), fps=rate, images={}, keyframes=keys)
+
+
+def spot_stream(source, *, fps: float | None = None, window_seconds: float = WINDOW_SECONDS,
+                overlap_seconds: float = OVERLAP_SECONDS, hop_seconds: float | None = None,
+                settle_seconds: float = LIVE_SETTLE_SECONDS, max_seconds: float | None = MAX_STREAM_SECONDS,
+                config: EvidenceConfig = STREAM_EVIDENCE, realtime: bool = False, max_side: int = STREAM_MAX_SIDE,
+                on_event: Callable[[IntervalEvidence, int], None] | None = None,
+                realtime_lag: Callable[[float], float] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> StreamEvidence:
+    """Spot and read every expression of a video file, frame folder, webcam index or stream URL.
+
+    ``hop_seconds`` switches to the live cut (a window every hop, intervals reported once settled);
+    ``on_event(interval, last_frame_number_read)`` is called as each interval is final. ``max_seconds``
+    stops reading after that much (default :data:`mevqa.io.stream.MAX_STREAM_SECONDS`, 10 minutes;
+    ``None``: no limit). ``progress(frames_read, frames_total or 0)`` after each window. A window in which
+    the face is lost too often (turned away) is skipped; if every window is, the last error is raised.
+    ``realtime_lag(t)`` (live cut only): how many seconds behind the source the frame at ``t`` s is read;
+    a window more than a hop behind is not spotted (a later one, covering it, is), so reports keep up.
+    """
+    info = probe(source, fps=fps)
+    step = analysis_step(info.fps, config.frontend.max_fps)
+    sub_fps = info.fps / step
+    per = max(8, int(round(window_seconds * sub_fps)))
+    if hop_seconds is None:
+        overlap = min(per - 1, int(round(overlap_seconds * sub_fps)))
+    else:
+        overlap = per - max(1, int(round(hop_seconds * sub_fps)))
+    settle = int(round(settle_seconds * sub_fps))
+    total = info.n_frames if max_seconds is None else min(info.n_frames, int(max_seconds * info.fps))
+    frames = iter_frames(source, step=step, max_side=max_side, max_seconds=max_seconds, fps=info.fps, realtime=realtime)
+    out = StreamEvidence(str(source), info.fps, sub_fps, 0, [])
+    errors = []
+    cover_until = 0
+    for chunk, last in windows(stream_frontend(frames, sub_fps, config=config.frontend), per, overlap):
+        out.windows += 1
+        numbers = np.array([f.number for f in chunk])
+        out.n_frames = int(numbers[-1]) + 1 if not info.live else out.n_frames + (per - overlap) * step
+        new = chunk if out.windows == 1 else chunk[overlap:]
+        out.lost_frames += sum(not f.detected for f in new)
+        if hop_seconds is not None and not last and realtime_lag is not None \
+                and realtime_lag(int(numbers[-1]) / info.fps) > hop_seconds and int(numbers[-1]) + (per - overlap) * step <= cover_until:
+            continue  # live and behind: spot a newer window instead, which still covers what this one saw
+        if hop_seconds is not None:
+            # What this window leaves unsettled starts at most a macro-expression before its settled end;
+            # a later window must still reach back to it: it may end no later than this.
+            cover_until = int(numbers[-1]) + (per - 1 - settle - int(round(MACRO_MAX_SECONDS * sub_fps))) * step
+        try:
+            if sum(f.detected for f in chunk) < 0.5 * len(chunk):
+                raise FaceError(f"{source}: the face is lost in most of frames {numbers[0]}-{numbers[-1]}")
+            ev = evidence_from_frontend(window_frontend(chunk, sub_fps, source=str(source), config=config.frontend),
+                                        config=config)
+        except FaceError as e:  # turned away or out of frame for a while: skip that stretch
+            errors.append(e)
+            out.failed_windows += 1
+            continue
+        if hop_seconds is None:
+            lo = 0 if out.windows == 1 else overlap / 2
+            hi = len(chunk) if last else len(chunk) - overlap / 2
+            keep = [iv for iv in ev.intervals if lo <= (iv.onset + iv.offset) / 2 < hi]
+        else:
+            # live: only events (an AU found present, as :mod:`mevqa.answer.lvqa` counts them), once settled
+            keep = [iv for iv in ev.intervals if iv.aus and (last or iv.offset < len(chunk) - 1 - settle)]
+        for iv in keep:
+            on, off = int(numbers[iv.onset]), int(numbers[iv.offset])
+            # neighbouring windows may place one expression a little differently: report it once
+            if any(_iou((on, off), (k.onset, k.offset)) >= 0.5 or (hop_seconds is not None and _covered((on, off), (k.onset, k.offset)))
+                   for k in out.intervals[-8:]):
+                continue
+            iv = _to_source(iv, numbers, info.fps, len(out.intervals))
+            out.intervals.append(iv)
+            if on_event is not None:
+                on_event(iv, int(numbers[-1]))
+        if progress is not None:
+            progress(out.n_frames, total)
+        del ev, chunk
+    if out.windows == 0:
+        raise ClipError(f"{source}: no face found (or no frames)")
+    if out.failed_windows == out.windows:
+        raise errors[-1]
+    if out.failed_windows:
+        out.notes.append(f"{out.failed_windows} of {out.windows} windows skipped: {errors[-1]}")
+    if max_seconds is not None and info.n_frames > max_seconds * info.fps:
+        out.notes.append(f"only the first {max_seconds:g} s of {info.n_frames / info.fps:.0f} s were analysed "
+                         "(the streaming limit; pass a larger max_seconds)")
+    return out
+
+
+def keyframes(source, iv: IntervalEvidence, *, max_side: int = STREAM_MAX_SIDE, size: int = 224) -> dict[str, np.ndarray]:
+    """The aligned onset/apex/offset crops of a streamed interval, re-read from the source by seeking."""
+    want = {name: k["frame"] for name, k in (iv.keyframes or {}).items()}
+    frames = read_frames_at(source, want.values(), max_side=max_side)
+    return {name: cv2.warpAffine(frames[f], np.asarray(iv.keyframes[name]["transform"], np.float32), (size, size),
+                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            for name, f in want.items() if f in frames}
+
