@@ -73,3 +73,14 @@ def test_watch_prints_events_of_a_file():
     lines = out.getvalue().splitlines()
     assert summary["events"] == len(lines) >= 1
     assert all(" s  " in line and "->" in line for line in lines)
+
+
+def test_ask_refuses_other_questions_on_a_long_video_in_one_line(monkeypatch, capsys):
+    """Over the in-memory clip limit only long-video questions are answered (streamed); others say why."""
+    import mevqa.io.decode as decode
+    from mevqa.apps.cli import main
+
+    monkeypatch.setattr(decode, "DEFAULT_LIMITS", decode.ClipLimits(max_frames=100, max_seconds=4.0))
+    assert main(["ask", str(VIDEO), "Which action units are shown?"]) == 2
+    err = capsys.readouterr().err
+    assert "ask a long-video question" in err and len(err.strip().splitlines()) == 1

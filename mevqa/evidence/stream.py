@@ -164,7 +164,7 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
         raise errors[-1]
     if out.failed_windows:
         out.notes.append(f"{out.failed_windows} of {out.windows} windows skipped: {errors[-1]}")
-    if max_seconds is not None and info.n_frames > max_seconds * info.fps:
+    if max_seconds is not None and info.n_frames > max_seconds * info.fps + 1:  # +1: rounding of the header's count
         out.notes.append(f"only the first {max_seconds:g} s of {info.n_frames / info.fps:.0f} s were analysed "
                          "(the streaming limit; pass a larger max_seconds)")
     return out
