@@ -5,6 +5,9 @@ clip is decoded, tracked and aligned once. High-frame-rate footage (CASME II and
 subsampled to at most ``max_fps`` for analysis: facial motion has little energy above ~10 Hz, and
 subsampling makes 200 fps clips cost what 50 fps clips cost. Every public result is still reported in
 the clip's own frame indices (:meth:`FrontEnd.to_clip`).
+
+Long videos and live sources do not fit in memory as a :class:`Clip`: :mod:`mevqa.motion.stream`
+tracks and aligns them a frame at a time and makes a :class:`FrontEnd` of each window of aligned crops.
 """
 from __future__ import annotations
 
