@@ -84,3 +84,12 @@ def test_ask_refuses_other_questions_on_a_long_video_in_one_line(monkeypatch, ca
     assert main(["ask", str(VIDEO), "Which action units are shown?"]) == 2
     err = capsys.readouterr().err
     assert "ask a long-video question" in err and len(err.strip().splitlines()) == 1
+
+
+def test_keyframes_are_re_read_by_seeking():
+    from mevqa.evidence.stream import keyframes, spot_stream
+
+    res = spot_stream(VIDEO, max_seconds=6.0)
+    iv = next(iv for iv in res.intervals if iv.keyframes)
+    crops = keyframes(VIDEO, iv)
+    assert set(crops) == set(iv.keyframes) and all(c.shape == (224, 224, 3) for c in crops.values())

@@ -26,6 +26,7 @@ little differently (it is not reported twice).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -34,7 +35,7 @@ import numpy as np
 from mevqa.evidence.builder import EvidenceConfig, IntervalEvidence, evidence_from_frontend
 from mevqa.face.landmarks import FaceError
 from mevqa.io.stream import MAX_STREAM_SECONDS, STREAM_MAX_SIDE, analysis_step, iter_frames, probe, read_frames_at, windows
-from mevqa.io.video import ClipError
+from mevqa.io.video import ClipError, frame_number, list_frames
 from mevqa.motion.stream import stream_frontend, window_frontend
 
 #: Every interval of a window, none assumed where nothing stood out (a long video has quiet stretches).
@@ -173,6 +174,9 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
 def keyframes(source, iv: IntervalEvidence, *, max_side: int = STREAM_MAX_SIDE, size: int = 224) -> dict[str, np.ndarray]:
     """The aligned onset/apex/offset crops of a streamed interval, re-read from the source by seeking."""
     want = {name: k["frame"] for name, k in (iv.keyframes or {}).items()}
+    if Path(str(source)).is_dir():  # a frame folder's numbers (img46.jpg -> 46) -> positions in its listing
+        pos = {frame_number(f.name): i for i, f in enumerate(list_frames(Path(source)))}
+        want = {name: pos[n] for name, n in want.items() if n in pos}
     frames = read_frames_at(source, want.values(), max_side=max_side)
     return {name: cv2.warpAffine(frames[f], np.asarray(iv.keyframes[name]["transform"], np.float32), (size, size),
                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
