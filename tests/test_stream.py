@@ -93,3 +93,23 @@ def test_keyframes_are_re_read_by_seeking():
     iv = next(iv for iv in res.intervals if iv.keyframes)
     crops = keyframes(VIDEO, iv)
     assert set(crops) == set(iv.keyframes) and all(c.shape == (224, 224, 3) for c in crops.values())
+
+
+def test_live_windows_reach_back_over_what_they_put_off():
+    """Live cut: a window every hop; behind the source, windows are put off but the next reaches back to
+    what the last one left unsettled, so no frame an unreported event may span is dropped."""
+    from types import SimpleNamespace
+
+    from mevqa.evidence.stream import _live_windows
+
+    frames = [SimpleNamespace(number=i) for i in range(200)]
+    for behind in (None, lambda f: True):
+        settled, n = 0, 0
+        for chunk, last in _live_windows(iter(frames), 20, 5, 3, 10, behind=behind):
+            n += 1
+            nums = [f.number for f in chunk]
+            assert nums == list(range(nums[0], nums[-1] + 1)) and len(nums) >= min(20, nums[-1] + 1)
+            assert nums[0] <= max(0, settled - 10)  # reaches back over the unsettled part
+            settled = nums[-1] + 1 - 3
+        assert last and nums[-1] == 199
+        assert n == 41 if behind is None else n < 41  # 40 hops, then the end once more (flush)

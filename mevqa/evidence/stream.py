@@ -25,6 +25,7 @@ little differently (it is not reported twice).
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -46,6 +47,7 @@ STREAM_EVIDENCE = EvidenceConfig(max_intervals=100_000, assume_expression=False)
 WINDOW_SECONDS, OVERLAP_SECONDS = 30.0, 10.0
 LIVE_WINDOW_SECONDS, LIVE_HOP_SECONDS, LIVE_SETTLE_SECONDS = 6.0, 0.5, 0.5
 MACRO_MAX_SECONDS = 4.0  # the longest expression the spotter reports whole (SpotConfig.macro_max_seconds)
+LAG_SECONDS = 2.0        # the spotter's reference lag (SpotConfig.lag_seconds)
 
 
 @dataclass
@@ -86,6 +88,33 @@ def _to_source(iv: IntervalEvidence, numbers: np.ndarray, rate: float, index: in
                    offset=int(numbers[iv.offset]), fps=rate, images={}, keyframes=keys)
 
 
+def _live_windows(aligned, min_len: int, hop: int, settle: int, reach: int, *, behind=None):
+    """(window, is_last) for the live cut: every ``hop`` frames the newest frames, reaching back at least
+    ``min_len`` frames and to ``reach`` frames before what the previous window left unsettled. While the
+    reader is ``behind`` the source, windows are put off (the next one reaches back further, so nothing
+    is missed), unless the ring of frames kept would lose unsettled ones; memory: at most 2x ``min_len``
+    + ``reach`` frames."""
+    cap = 2 * min_len + reach
+    ring: deque = deque(maxlen=cap)
+    count, since, settled = 0, 0, 0  # frames read; since the last window; frames settled by it
+    for f in aligned:
+        ring.append(f)
+        count += 1
+        since += 1
+        if since < hop:
+            continue
+        oldest = count - len(ring)
+        start = max(oldest, min(count - min_len, settled - reach))
+        must = len(ring) == cap and oldest + hop > settled - reach  # the ring would lose unsettled frames
+        if behind is not None and behind(f) and not must:
+            continue  # behind the source: wait for a later window (it reaches back here)
+        yield list(ring)[start - oldest:], False
+        settled, since = count - settle, 0
+    if ring:
+        oldest = count - len(ring)
+        yield list(ring)[max(oldest, min(count - min_len, settled - reach)) - oldest:], True
+
+
 def spot_stream(source, *, fps: float | None = None, window_seconds: float = WINDOW_SECONDS,
                 overlap_seconds: float = OVERLAP_SECONDS, hop_seconds: float | None = None,
                 settle_seconds: float = LIVE_SETTLE_SECONDS, max_seconds: float | None = MAX_STREAM_SECONDS,
@@ -101,7 +130,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     ``None``: no limit). ``progress(frames_read, frames_total or 0)`` after each window. A window in which
     the face is lost too often (turned away) is skipped; if every window is, the last error is raised.
     ``realtime_lag(t)`` (live cut only): how many seconds behind the source the frame at ``t`` s is read;
-    a window more than a hop behind is not spotted (a later one, covering it, is), so reports keep up.
+    while that is over a hop, windows are put off and the next one reaches back over them
+    (:func:`_live_windows`), so the work per second of video stays bounded and reports catch up.
     """
     info = probe(source, fps=fps)
     step = analysis_step(info.fps, config.frontend.max_fps)
@@ -116,20 +146,20 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     frames = iter_frames(source, step=step, max_side=max_side, max_seconds=max_seconds, fps=info.fps, realtime=realtime)
     out = StreamEvidence(str(source), info.fps, sub_fps, 0, [])
     errors = []
-    cover_until = 0
-    for chunk, last in windows(stream_frontend(frames, sub_fps, config=config.frontend), per, overlap):
+    aligned = stream_frontend(frames, sub_fps, config=config.frontend)
+    if hop_seconds is None:
+        cut = windows(aligned, per, overlap)
+    else:
+        reach = int(round((MACRO_MAX_SECONDS + LAG_SECONDS) * sub_fps))
+        cut = _live_windows(aligned, per, per - overlap, settle, reach, behind=(
+            None if realtime_lag is None else lambda f: realtime_lag(f.number / info.fps) > hop_seconds))
+    counted = -1
+    for chunk, last in cut:
         out.windows += 1
         numbers = np.array([f.number for f in chunk])
-        out.n_frames = int(numbers[-1]) + 1 if not info.live else out.n_frames + (per - overlap) * step
-        new = chunk if out.windows == 1 else chunk[overlap:]
-        out.lost_frames += sum(not f.detected for f in new)
-        if hop_seconds is not None and not last and realtime_lag is not None \
-                and realtime_lag(int(numbers[-1]) / info.fps) > hop_seconds and int(numbers[-1]) + (per - overlap) * step <= cover_until:
-            continue  # live and behind: spot a newer window instead, which still covers what this one saw
-        if hop_seconds is not None:
-            # What this window leaves unsettled starts at most a macro-expression before its settled end;
-            # a later window must still reach back to it: it may end no later than this.
-            cover_until = int(numbers[-1]) + (per - 1 - settle - int(round(MACRO_MAX_SECONDS * sub_fps))) * step
+        out.n_frames = int(numbers[-1]) + 1
+        out.lost_frames += sum(not f.detected for f in chunk if f.number > counted)
+        counted = int(numbers[-1])
         try:
             if sum(f.detected for f in chunk) < 0.5 * len(chunk):
                 raise FaceError(f"{source}: the face is lost in most of frames {numbers[0]}-{numbers[-1]}")
