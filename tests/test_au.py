@@ -244,3 +244,46 @@ def test_mirrored_clip_swaps_the_side():
     mirrored = run_frontend(Clip(np.ascontiguousarray(clip.frames[:, :, ::-1]), clip.fps, "mirrored.mp4"))
     a, b = detect_aus(front, ONSET, APEX)["AU12"], detect_aus(mirrored, ONSET, APEX)["AU12"]
     assert a.present and b.present and (a.side, b.side) == ("left", "right")
+
+
+def _feats(**flow_by_code):
+    """AUFeatures with flow evidence (IOD, (right, left)) only where given, blendshape states at zero."""
+    codes = au.AU_CODES
+    flow = np.zeros((len(codes), 2))
+    for code, v in flow_by_code.items():
+        flow[codes.index(code)] = v
+    zeros = np.zeros((len(codes), 2))
+    return au.AUFeatures(codes, flow, zeros.copy(), blend=zeros.copy(), state=zeros.copy(), grown=zeros.copy(),
+                         noise=0.0005, held=zeros.copy())
+
+
+def test_antagonists_on_one_side_the_stronger_wins():
+    """FACS: AU12 (corner up) and AU15 (corner down) cannot act on one corner at once, nor AU5 and AU43 on one
+    lid; where both clear their thresholds the stronger is kept and the other says whom it yielded to."""
+    feats = _feats(AU12=(0.015, 0.015), AU15=(0.0, 0.008), AU5=(0.008, 0.0), AU43=(0.015, 0.0))
+    got = {a.code: a for a in au.decide_aus(feats)}
+    assert got["AU12"].present and got["AU43"].present
+    assert not got["AU15"].present and "yields to AU12" in got["AU15"].source
+    assert not got["AU5"].present and "yields to AU43" in got["AU5"].source
+    # the macro scale decides first: a corner the blendshape model sees smiling and not frowning
+    codes = au.AU_CODES
+    feats = _feats(AU12=(0.006, 0.006), AU15=(0.02, 0.02))
+    feats.state[codes.index("AU12")] = 0.85
+    feats.grown[codes.index("AU12")] = 0.3
+    got = {a.code: a for a in au.decide_aus(feats)}
+    assert got["AU12"].present and not got["AU15"].present, [(a.code, a.source) for a in got.values()]
+
+
+def test_a_held_action_counts_only_above_the_resting_level():
+    codes = au.AU_CODES
+    k = codes.index("AU12")
+    feats = _feats(AU12=(0.0, 0.02))  # the left corner moved
+    feats.state[k] = 0.9                # the model scores a smile held through the interval...
+    feats.held[k] = 0.0                 # ...that is the face's resting level: not an action
+    assert {a.code: a for a in au.decide_aus(feats)}["AU12"].side == "left"
+    feats = _feats()
+    feats.state[k] = 0.9
+    assert not {a.code: a for a in au.decide_aus(feats)}["AU12"].present
+    feats.held[k] = 0.5                 # held 0.5 above the resting level: a broad smile held
+    got = {a.code: a for a in au.decide_aus(feats)}["AU12"]
+    assert got.present and got.source == "blendshape held", got

@@ -268,3 +268,52 @@ def test_candidates_reject_bad_observations():
         emotion_candidates([("AU12", "both", 1.5)])
     with pytest.raises(ValueError):
         emotion_candidates([("AU12", "top", 0.5)])
+
+
+# ------------------------------------------------------------------ laughter and the crying grimace
+LAUGH = [("AU12", "both", 0.9), ("AU25", "both", 1.0), ("AU26", "both", 1.0), ("AU10", "both", 0.9)]
+
+
+def test_laughter_keeps_happiness_over_brow_and_lid_spillover():
+    """A broad laugh (AU12+AU10 with lips apart) drags the brows and lids: the reading stays happiness and
+    says which AUs it read as the laugh's spill-over; the brows alone do not make sadness, anger or fear."""
+    from mevqa.facs.emotions import laughter
+
+    spill = LAUGH + [("AU1", "both", 1.0), ("AU4", "both", 1.0), ("AU43", "right", 1.0), ("AU9", "left", 0.8)]
+    cands = emotion_candidates(spill)
+    top = cands[0]
+    assert top.fine == "happiness" and top.coarse == "positive", cands
+    assert "laughter spill-over" in top.rule and "AU4" in top.rule, top.rule
+    sad = [c for c in cands if c.fine == "sadness"][0]
+    assert "against: laughter" in sad.rule and sad.confidence < top.confidence
+    assert laughter({c: (s, v) for c, s, v in spill}) > 0.8
+    # a one-sided corner pull is no laugh, and AU15/AU20 make a crying mouth instead
+    assert laughter({"AU12": ("left", 0.9), "AU25": ("both", 1.0), "AU10": ("both", 0.9)}) == 0.0
+    assert laughter({c: (s, v) for c, s, v in LAUGH + [("AU20", "both", 0.9)]}) == 0.0
+
+
+def test_without_laughter_brow_lowering_still_speaks_against_happiness():
+    cands = emotion_candidates([("AU12", "both", 0.9), ("AU4", "both", 0.9)])
+    happy = [c for c in cands if c.fine == "happiness"][0]
+    assert "against: AU4" in happy.rule
+
+
+@pytest.mark.parametrize("aus", [
+    ["AU1", "AU4", "AU12"],                 # smile-shaped mouth under sad, knit brows
+    ["AU4", "AU12", "AU15"],                # corners pulled out and down under lowered brows
+    ["AU4", "AU12", "AU17", "AU43"],        # chin raised, eyes squeezed shut
+    ["AU4", "AU12", "AU20"],                # the grimace with lips stretched
+])
+def test_crying_grimace_reads_sadness_not_happiness(aus):
+    """EMFACS sadness (1+4+15, 1+4+15+17; grimaces with 20): a lip corner puller under lowered brows with
+    raised inner brows or a depressed / stretched mouth is crying, although a smile detector fires."""
+    top = _top(aus)
+    assert top.fine == "sadness" and top.coarse == "negative", emotion_candidates(aus)
+    assert "crying grimace" in top.rule and top.confidence > 0
+
+
+def test_every_reading_names_its_rule_and_confidence():
+    for aus in (LAUGH, ["AU1", "AU4", "AU12"], ["AU6", "AU15"], ["AU9"], [("AU12", "left", 0.9)]):
+        for c in emotion_candidates(aus):
+            assert c.rule and 0.0 < c.confidence <= 1.0 and c.aus, c
+    assert _top(["AU6", "AU15"]).fine == "sadness"

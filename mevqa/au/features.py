@@ -91,7 +91,7 @@ class AUFeatures:
 
     ``flow``, ``geometry``: displacement in IOD along the AU's direction; ``blend``: blendshape score
     change onset -> apex; ``state``: the highest blendshape score from onset to apex, ``grown``: how far
-    above its onset level (NaN where the front end has no
+    above its onset level, ``held``: the lowest score from onset to apex above the clip's resting level (its 5th percentile; NaN where the front end has no
     blendshapes). ``noise``, ``geometry_noise``, ``blend_noise``: robust spread of the same measurement
     on the null pair (see the module notes); ``rigid``: RMS flow left at the rigid points (IOD).
     """
@@ -106,6 +106,7 @@ class AUFeatures:
     geometry_noise: float = 0.0
     blend_noise: float = 0.0
     rigid: float = 0.0
+    held: np.ndarray | None = None
 
     def vector(self, config: AUConfig | None = None) -> np.ndarray:
         """Flat feature vector for :func:`mevqa.au.linear.fit_linear`: per AU the stronger and the weaker
@@ -303,6 +304,17 @@ def _blendshapes(track, i: int) -> np.ndarray | None:
     return out
 
 
+def _baseline(track) -> np.ndarray:
+    """(n_aus, 2) resting level of each AU's blendshapes: their 5th percentile over the whole track."""
+    bs = np.asarray(track.blendshapes, float)
+    rows = [_blendshapes(track, i) for i in np.linspace(0, len(bs) - 1, min(len(bs), 200)).astype(int)]
+    rows = np.stack([r for r in rows if r is not None])
+    out = np.full(rows.shape[1:], np.nan)
+    seen = np.isfinite(rows).any(axis=0)  # AUs without a blendshape stay NaN
+    out[seen] = np.nanpercentile(rows[:, seen], 5, axis=0)
+    return out
+
+
 def _spread(x: np.ndarray) -> float:
     """Robust sigma (1.4826 MAD about zero) of measurements that should be zero."""
     v = np.abs(np.asarray(x, float)[np.isfinite(x)])
@@ -339,18 +351,22 @@ def measure(front, i0: int, i1: int, config: AUConfig) -> tuple[AUFeatures, np.n
     rows = [k for k, c in enumerate(AU_CODES) if c in GEOMETRY_AUS]
 
     b0, b1, bn = _blendshapes(front.track, i0), _blendshapes(front.track, i1), _blendshapes(front.track, j0)
-    blend = state = grown = None
+    blend = state = grown = held = None
     blend_noise = 0.0
     if b0 is not None and b1 is not None:
         # The state is the highest level between onset and apex: the apex (the frame of most motion)
         # can catch a laughing mouth opened past its smile, which is still in the interval.
         rise = np.stack([_blendshapes(front.track, i) for i in range(i0, i1 + 1)])
         state = np.where(np.isnan(rise).all(axis=0), np.nan, np.nanmax(np.nan_to_num(rise, nan=-np.inf), axis=0))
+        held = np.where(np.isnan(rise).all(axis=0), np.nan, np.nanmin(np.nan_to_num(rise, nan=np.inf), axis=0))
+        # held above the person's own resting level (FACS codes against the neutral face): the clip's
+        # 5th-percentile score; a face the model scores 0.9 "smiling" at rest holds no smile
+        held = held - _baseline(front.track)
         blend = b1 - b0
         grown = state - b0
         blend_noise = _spread(b0 - bn) if bn is not None else 0.0
     head = front.head_points(i0)
     rigid = float(np.sqrt((sample_points(flow, head, radius=radius) ** 2).sum(-1).mean()) / iod)
     feats = AUFeatures(AU_CODES, fl, geo, blend, state, grown, noise=_spread(null_fl),
-                       geometry_noise=_spread(null_geo[rows]), blend_noise=blend_noise, rigid=rigid)
+                       geometry_noise=_spread(null_geo[rows]), blend_noise=blend_noise, rigid=rigid, held=held)
     return feats, flow

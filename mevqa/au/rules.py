@@ -6,7 +6,8 @@ Every measurement is turned into evidence in units of its own threshold: flow ov
 ``max(floor, noise_k x flow noise)``, geometry over ``max(geometry_floor, noise_k x geometry noise)``,
 blendshape change over ``max(blend_change, noise_k x blendshape noise)``, blendshape level at the apex
 over ``blend_state`` (its highest level from onset to apex, and only where it grew above the onset's
-by a third of ``blend_change``: the resting face's own slight smile is not an action). Each is multiplied by its weight (:data:`mevqa.au.config.DEFAULT_WEIGHTS`) and the
+by a third of ``blend_change``, or held clearly present at every frame from onset to apex: the resting
+face's own slight smile is not an action, a broad laugh held while the brows move is). Each is multiplied by its weight (:data:`mevqa.au.config.DEFAULT_WEIGHTS`) and the
 AU's evidence on a side is the strongest of them: flow sees sub-pixel micro-expressions that blendshapes
 miss (a 2 px brow raise changes them by 0.01-0.07), blendshapes and geometry see large actions where flow
 breaks down (lips parting over teeth). Where a region moves more than ``macro_flow`` (a displacement the
@@ -14,6 +15,18 @@ blendshape model sees) but the AU's blendshape did not rise from onset to apex, 
 threshold (``veto_cap``): the macro-scale model arbitrates spill-over and out-of-plane head motion.
 ``score = 1 - 2**-evidence`` (0.5 at the threshold), ``present =
 score >= 0.5``; ``source`` names the measurement that carried it.
+
+Antagonists
+-----------
+Some AUs move the same skin in opposite directions and cannot both act on one side at one time:
+the lip corner puller (AU12, zygomatic major: corner up and out) and the lip corner depressor (AU15,
+depressor anguli oris: corner down), the upper lid raiser (AU5) and eye closure (AU43) (Ekman, Friesen &
+Hager, *FACS Manual*, 2002, on each AU's appearance changes). Where both clear their thresholds on a side,
+one of them is the other's spill-over (an open laughing mouth drags the lower lip and the flow beside the
+corner down): the stronger wins (:data:`ANTAGONISTS`). "Stronger" is read on the macro scale first, the
+blendshape level of each from onset to apex (the model sees the whole corner or lid, not a window beside
+it), when the two differ by at least ``blend_change``; else the fused evidence decides. The loser's
+evidence on that side is capped at ``veto_cap`` and its ``source`` says which AU it yielded to.
 
 Sides and intensity
 -------------------
@@ -59,9 +72,44 @@ def _evidence_by_source(feats: AUFeatures, k: int, config: AUConfig) -> dict[str
         # A held action counts only where it grew after the onset (by a third of a change's threshold): a
         # face that rests with a slight smile does not smile in every interval.
         # (on either side: a smile held on both sides that grew more on one is still bilateral)
+        # An action held clearly present through the whole interval (its level clears the state's bar and its
+        # lowest level from onset to apex stays a change's threshold above the face's resting level) is on the
+        # face too: a broad laugh held while the brows move.
+        w_state = w.get("blendshape state", 1.0)
         grew = np.nanmax(feats.grown[k]) >= config.blend_change / 3
-        out["blendshape state"] = np.where(grew, w.get("blendshape state", 1.0) * feats.state[k] / config.blend_state, 0.0)
+        if not grew and feats.held is not None and np.isfinite(feats.held[k]).all():
+            held = bool(np.nanmax(feats.held[k]) >= config.blend_change)
+            out["blendshape held"] = np.where(held, w_state * feats.state[k] / config.blend_state, 0.0)
+            return out
+        out["blendshape state"] = np.where(grew, w_state * feats.state[k] / config.blend_state, 0.0)
     return out
+
+
+#: Pairs of AUs that pull the same skin in opposite directions (see "Antagonists" above).
+ANTAGONISTS: tuple[tuple[str, str], ...] = (("AU12", "AU15"), ("AU5", "AU43"))
+
+
+def _resolve_antagonists(feats: AUFeatures, evidence: dict[str, np.ndarray], config: AUConfig) -> dict[str, str]:
+    """Cap the weaker of each antagonist pair on the sides where both are present (in place); returns
+    code -> the AU it yielded to."""
+    lost: dict[str, str] = {}
+    for a, b in ANTAGONISTS:
+        if a not in evidence or b not in evidence:
+            continue
+        ka, kb = feats.codes.index(a), feats.codes.index(b)
+        for j in range(2):
+            ea, eb = float(evidence[a][j]), float(evidence[b][j])
+            if ea < 1.0 or eb < 1.0:
+                continue
+            winner = a if ea >= eb else b
+            if feats.state is not None and np.isfinite(feats.state[[ka, kb], j]).all():
+                sa, sb = float(feats.state[ka, j]), float(feats.state[kb, j])
+                if abs(sa - sb) >= config.blend_change:
+                    winner = a if sa > sb else b
+            loser = b if winner == a else a
+            evidence[loser][j] = min(float(evidence[loser][j]), config.veto_cap)
+            lost[loser] = winner
+    return lost
 
 
 def decide_aus(feats: AUFeatures, *, config: AUConfig = AUConfig(), model: LinearAUModel | None = None,
@@ -76,14 +124,19 @@ def decide_aus(feats: AUFeatures, *, config: AUConfig = AUConfig(), model: Linea
         if len(x) != len(model.feature_names):
             raise AUError(f"the AU model expects {len(model.feature_names)} features, these measurements have {len(x)}")
         probs = dict(zip(model.codes, model.predict_proba(x[None])[0]))
+    sources = {code: _evidence_by_source(feats, k, config) for k, code in enumerate(feats.codes)}
+    fused = {code: np.stack(list(s.values())).max(axis=0) for code, s in sources.items()}
+    lost = _resolve_antagonists(feats, fused, config)
     out = []
     for k, code in enumerate(feats.codes):
-        by_source = _evidence_by_source(feats, k, config)
+        by_source = sources[code]
         stacked = np.stack(list(by_source.values()))
-        ev = stacked.max(axis=0)
+        ev = fused[code]
         right, left = float(ev[0]), float(ev[1])
         e = max(right, left)
-        source = list(by_source)[int(np.argmax(stacked[:, int(np.argmax(ev))]))]
+        source = list(by_source)[int(np.argmax(stacked[:, int(np.argmax(stacked.max(axis=0)))]))]
+        if code in lost:
+            source += f" (yields to {lost[code]}, its antagonist)"
         score = 1.0 - 2.0 ** -max(e, 0.0)
         if probs is not None and code in probs:
             score = float(probs[code])

@@ -23,7 +23,8 @@ from typing import Iterable, Mapping
 from mevqa.facs.codes import SIDES, FacsError, normalise_au_code
 from mevqa.facs.labels import FINE_CLASSES, FINE_TO_COARSE
 
-__all__ = ["EmotionCandidate", "emotion_candidates", "MEGC_TRAIN_AU_FINE_COUNTS", "CONFLICTS"]
+__all__ = ["EmotionCandidate", "emotion_candidates", "MEGC_TRAIN_AU_FINE_COUNTS", "CONFLICTS", "LAUGHTER_SPILLOVER",
+           "laughter"]
 
 #: Clips per (AU name, fine class) in the MEGC2025 training files, CASME II + SAMM together
 #: (an AU listed in a clip's AU answer counts once for that clip's fine class). Recomputed from
@@ -101,6 +102,38 @@ CONFLICTS: dict[str, dict[str, str]] = {
     "surprise": {"AU4": "brows lowered"},
 }
 
+#: Brow, lid and nose AUs a broad laugh drags with it, with the reason (Ekman, Friesen & Hager, *FACS Manual*,
+#: 2002, appearance changes of AU6, AU12 and AU26/27): a strong AU12 with AU6 pushes the cheeks up and
+#: narrows the eye opening (read as lid tightening or closure), deepens the furrow beside the nose (read as
+#: nose wrinkling), and AU6 pulls the brows down slightly at their outer part; the head tilts with the laugh,
+#: which moves the brows against the rigid points. While the face laughs (:func:`laughter`) these neither
+#: speak against happiness nor, alone or with the laugh's own AUs (:data:`LAUGH_AUS`), make another emotion: their readings are multiplied by
+#: ``1 - 0.5 x`` the laugh's score and say so.
+LAUGHTER_SPILLOVER: dict[str, str] = {
+    "AU1": "brows move with the laugh", "AU2": "brows move with the laugh", "AU4": "brows move with the laugh",
+    "AU7": "eyes narrow with the laugh", "AU43": "eyes narrow with the laugh",
+    "AU9": "the nasolabial furrow deepens with the laugh",
+}
+
+#: The laugh's own AUs (see :func:`laughter`): a reading made of these and spill-over is the laugh.
+LAUGH_AUS = frozenset({"AU6", "AU10", "AU12", "AU25", "AU26"})
+
+
+def laughter(observed: Mapping[str, tuple[str, float]]) -> float:
+    """Score in [0, 1] of a laughing face in an AU set (code -> (side, score)), 0 when there is none.
+
+    Laughter is the EMFACS happiness prototype with the lips apart: a bilateral lip corner puller (AU12)
+    with lips part or jaw drop (AU25/AU26) and a cheek raiser (AU6) or the upper lip raised over the teeth
+    (AU10), and neither a lip corner depressor (AU15) nor a lip stretcher (AU20), which make the mouth of a
+    crying face instead. The score is the weakest of AU12, the mouth opening and AU6/AU10.
+    """
+    def score(code):
+        side, sc = observed.get(code, ("both", 0.0))
+        return sc if side == "both" else 0.0
+    if any(c in observed for c in ("AU15", "AU20")):
+        return 0.0
+    return min(score("AU12"), max(score("AU25"), score("AU26")), max(score("AU6"), score("AU10")))
+
 
 # Strengths are hand-set on a 0-1 scale: 0.85-0.9 for the full EMFACS prototypes, 0.6-0.8 for
 # the core pairs, 0.3-0.5 for single AUs that are only indicative. Comments give the evidence.
@@ -167,6 +200,16 @@ _RULES: tuple[_Rule, ...] = (
           support=("AU1", "AU15", "AU17")),
     _Rule("sadness", "AU17+AU43 (crying: chin raised, eyes shut)", 0.5, all_of=("AU17", "AU43"),
           support=("AU1", "AU4", "AU15"), none_of=("AU25", "AU26")),
+    # The crying grimace: the lip corners pulled out and up (read as AU12, and a blendshape model scores it a
+    # smile) under lowered, knit brows (AU4) with the inner brows raised (AU1) or the corners pulled down
+    # (AU15), the chin raised (AU17) or the lips stretched (AU20): EMFACS sadness (1+4+15, 1+4+15+17) and its
+    # grimace with 20; no happiness prototype has AU4 (Ekman & Friesen; Matsumoto & Ekman). AU12 is part of the
+    # rule, so it does not speak against it; brows that move with a laugh do not make one (see laughter()).
+    _Rule("sadness", "AU12 under AU1+AU4 (crying grimace)", 0.75, all_of=("AU1", "AU4", "AU12"),
+          support=("AU43", "AU17", "AU15", "AU20")),
+    _Rule("sadness", "AU12 with AU4 and AU15/AU17/AU20 (crying grimace)", 0.75, all_of=("AU4", "AU12"),
+          any_of=(("AU15", "AU17", "AU20"),), support=("AU1", "AU43")),
+    _Rule("sadness", "AU6+AU15 (EMFACS sadness)", 0.6, all_of=("AU6", "AU15"), support=("AU1", "AU4", "AU17")),
     _Rule("sadness", "AU15 (lip corner depressor)", 0.4, all_of=("AU15",), support=("AU17", "AU1")),
     # Repression (CASME II only): AU14, AU15, AU17, AU24 alone or combined (Yan et al. 2014).
     _Rule("repression", "AU15+AU17", 0.55, all_of=("AU15", "AU17"),
@@ -221,6 +264,9 @@ def emotion_candidates(aus: Iterable, *, dataset: str | None = None,
     a broad smile, not disgust); its confidence is its strength times the weakest required AU's score,
     plus 0.05 per supporting AU (times its score), times ``1 - 0.5 x score`` for each AU of
     :data:`CONFLICTS` that speaks against the emotion (named in ``rule`` after "against:"), capped at 1.
+    While the face laughs (:func:`laughter`), the brow, lid and nose AUs of :data:`LAUGHTER_SPILLOVER` do not
+    speak against happiness (named after "laughter spill-over:"), and a reading of another emotion made of
+    them alone is multiplied by ``1 - 0.5 x`` the laugh's score ("against: laughter").
 
     ``dataset`` ("samm", "casme2", "casme3") switches to that dataset's coding conventions where
     they differ (see :data:`MEGC_TRAIN_AU_FINE_COUNTS`); None uses EMFACS-centred defaults.
@@ -237,6 +283,7 @@ def emotion_candidates(aus: Iterable, *, dataset: str | None = None,
             score = max(score, old_score)
         observed[code] = (side, score)
     ds = re.sub(r"[^a-z0-9]", "", str(dataset).lower()) if dataset else None
+    laugh = laughter(observed)
 
     best: dict[str, EmotionCandidate] = {}
     for rule in _RULES:
@@ -268,10 +315,17 @@ def emotion_candidates(aus: Iterable, *, dataset: str | None = None,
         support = [c for c in rule.support if c in observed and c not in used]
         confidence += sum(0.05 * observed[c][1] for c in support)
         against = [c for c in CONFLICTS.get(rule.fine, {}) if c in observed and c not in used]
+        waived = [c for c in against if laugh > 0 and c in LAUGHTER_SPILLOVER]
+        against = [c for c in against if c not in waived]
         for c in against:
             confidence *= 1 - 0.5 * observed[c][1]
+        spill = [c for c in used if c in LAUGHTER_SPILLOVER]
+        if laugh > 0 and rule.fine != "happiness" and spill and all(c in spill or c in LAUGH_AUS for c in used):
+            confidence *= 1 - 0.5 * laugh
+            against.append("laughter (AU12+AU25/AU26: " + LAUGHTER_SPILLOVER[spill[0]] + ")")
         confidence = round(min(confidence, 1.0), 4)
         name = rule.name + (f", against: {', '.join(against)}" if against else "")
+        name += f", laughter spill-over: {', '.join(waived)}" if waived else ""
         cand = EmotionCandidate(fine=rule.fine, coarse=FINE_TO_COARSE[rule.fine],
                                 confidence=confidence, rule=name, aus=tuple(used + support))
         if rule.fine not in best or cand.confidence > best[rule.fine].confidence:
