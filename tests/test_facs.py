@@ -317,3 +317,12 @@ def test_every_reading_names_its_rule_and_confidence():
         for c in emotion_candidates(aus):
             assert c.rule and 0.0 < c.confidence <= 1.0 and c.aus, c
     assert _top(["AU6", "AU15"]).fine == "sadness"
+
+
+def test_raised_brows_over_shut_eyes_read_crying_not_surprise():
+    """EMFACS surprise widens the eyes (AU5); inner brows raised over eyes held shut (AU43) is the crying face."""
+    top = _top(["AU1", "AU2", "AU43"])
+    assert top.fine == "sadness" and top.coarse == "negative", emotion_candidates(["AU1", "AU2", "AU43"])
+    surprise = [c for c in emotion_candidates(["AU1", "AU2", "AU43"]) if c.fine == "surprise"][0]
+    assert "against: AU43" in surprise.rule
+    assert _top(["AU1", "AU2"]).fine == "surprise"

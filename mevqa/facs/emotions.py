@@ -99,7 +99,10 @@ CONFLICTS: dict[str, dict[str, str]] = {
     # the upper lip lifted over the teeth in a broad smile is no disgust (EMFACS disgust has no AU12)
     "disgust": {"AU12": "lip corners pulled up (a broad smile lifts the upper lip too)"},
     "sadness": {"AU12": "lip corners pulled up"},
-    "surprise": {"AU4": "brows lowered"},
+    "surprise": {"AU4": "brows lowered",
+                 # EMFACS surprise and fear widen the eyes (AU5); eyes held shut under raised brows are crying
+                 "AU43": "eyes shut (surprise widens them)"},
+    "fear": {"AU43": "eyes shut (fear widens them)"},
 }
 
 #: Brow, lid and nose AUs a broad laugh drags with it, with the reason (Ekman, Friesen & Hager, *FACS Manual*,
