@@ -296,6 +296,8 @@ def test_without_laughter_brow_lowering_still_speaks_against_happiness():
     cands = emotion_candidates([("AU12", "both", 0.9), ("AU4", "both", 0.9)])
     happy = [c for c in cands if c.fine == "happiness"][0]
     assert "against: AU4" in happy.rule
+    shut = _top([("AU12", "both", 0.9), ("AU10", "both", 0.9), ("AU43", "both", 0.9)])
+    assert "against: AU43" in shut.rule  # a closed-mouth smile over shut eyes is no confident happiness
 
 
 @pytest.mark.parametrize("aus", [

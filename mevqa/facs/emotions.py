@@ -94,7 +94,8 @@ class _Rule:
 #: over the whole set, not from the first prototype that matches.
 CONFLICTS: dict[str, dict[str, str]] = {
     # EMFACS happiness has no brow lowering and no lip-corner depression; crying faces have both
-    "happiness": {"AU4": "brows lowered", "AU15": "lip corners pulled down",
+    # nor eyes held shut: a laugh narrows them with AU6 and lips apart (waived while laughing, see laughter())
+    "happiness": {"AU4": "brows lowered", "AU15": "lip corners pulled down", "AU43": "eyes shut",
                   "AU17": "chin raised (sadness, suppression; in no happiness prototype)"},
     # the upper lip lifted over the teeth in a broad smile is no disgust (EMFACS disgust has no AU12)
     "disgust": {"AU12": "lip corners pulled up (a broad smile lifts the upper lip too)"},
