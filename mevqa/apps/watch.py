@@ -2,7 +2,7 @@
 ``mevqa ask`` on long videos.
 
 ``watch`` runs the streaming evidence (:func:`mevqa.evidence.stream.spot_stream`) with the live cut: a
-window of the last 6 s every 0.5 s, each frame tracked once; an expression is printed once its offset
+window of the last 6 s (or more, when behind) every 1 s, each frame tracked once; an expression is printed once its offset
 lies 0.5 s before the newest frame. ``--realtime`` plays a file at its own pace (as a camera would
 deliver it) and then each line carries the delay from the expression's offset to its report.
 
