@@ -289,7 +289,20 @@ def _cmd_data(a) -> None:
     print(format_summary(summarise_files(a.files)))
 
 
-COMMANDS = {"synth": _cmd_synth, "spot": _cmd_spot, "au": _cmd_au, "evidence": _cmd_evidence, "ask": _cmd_ask,
+def _cmd_cache(a) -> None:
+    from mevqa.evidence import cache
+
+    if a.cache_command == "clear":
+        print(f"removed {cache.clear()} cached evidence entr(y/ies) from {cache.cache_dir()}")
+    elif a.cache_command == "info":
+        files = list(cache.cache_dir().glob("*.json"))
+        size = sum(f.stat().st_size for f in files) / 1e6
+        print(f"{cache.cache_dir()}: {len(files)} entr(y/ies), {size:.1f} MB (bounded by $MEVQA_CACHE_MAX_MB)")
+    else:
+        raise ValueError("usage: mevqa cache clear | mevqa cache info")
+
+
+COMMANDS = {"cache": _cmd_cache, "synth": _cmd_synth, "spot": _cmd_spot, "au": _cmd_au, "evidence": _cmd_evidence, "ask": _cmd_ask,
             "eval": _cmd_eval, "train": _cmd_train, "app": _cmd_app, "tiny-model": _cmd_tiny, "data": _cmd_data,
             "watch": _cmd_watch}
 

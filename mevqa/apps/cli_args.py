@@ -72,6 +72,9 @@ examples:
   mevqa app --host 0.0.0.0 --port 8080        reachable from other machines (think before you do this)""",
     "tiny-model": """examples:
   mevqa tiny-model /tmp/tiny && mevqa ask demo "What is it?" --model /tmp/tiny""",
+    "cache": """examples:
+  mevqa cache info                  where the evidence cache is, its entries and size
+  mevqa cache clear                 remove every entry (app uploads are never written there)""",
     "data": """examples:
   mevqa data summary me_vqa_train.jsonl me_vqa_test.jsonl
   mevqa data summary CASME2-coding.xlsx""",
@@ -202,4 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
                         parents=[common], epilog=EXAMPLES["data"],
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("files", nargs="+", help="MEGC question files (.jsonl) or coding sheets (.xlsx, .csv); not both kinds at once")
+
+    p = command("cache", "the evidence cache ($MEVQA_CACHE or ~/.cache/mevqa/evidence: private, size-bounded)")
+    csub = p.add_subparsers(dest="cache_command", metavar="ACTION", help="what to do (clear, info)")
+    csub.add_parser("clear", help="remove every cached evidence entry", parents=[common],
+                    epilog="examples:\n  mevqa cache clear", formatter_class=argparse.RawDescriptionHelpFormatter)
+    csub.add_parser("info", help="where the cache is, its entries and size", parents=[common],
+                    epilog="examples:\n  mevqa cache info", formatter_class=argparse.RawDescriptionHelpFormatter)
     return ap

@@ -132,10 +132,11 @@ def demo_clip() -> Clip:
 
 
 # -- computing the evidence, with progress ----------------------------------------------------------------
-def evidence_stream(clip: Clip, *, cache: bool = True,
+def evidence_stream(clip: Clip, *, cache: bool = True, persist: bool = False,
                     stop: Callable[[], bool] | None = None) -> Iterator[tuple[str, float] | Evidence]:
     """Run :func:`compute_evidence` in a worker thread; yield ``(stage, fraction)`` while it runs, then
-    the Evidence. Exceptions of the computation are re-raised here, in the caller's thread.
+    the Evidence. Exceptions of the computation are re-raised here, in the caller's thread. Uploads are
+    cached in this process's memory only (``persist=False``): nothing of a user's clip is written to disk.
 
     ``stop`` is polled at every progress report: once it returns True the worker raises
     :class:`AnalysisCancelled` at its next report (so it does not keep a core busy for a clip nobody
@@ -151,7 +152,7 @@ def evidence_stream(clip: Clip, *, cache: bool = True,
 
     def work():
         try:
-            events.put(compute_evidence(clip, cache=cache, progress=report))
+            events.put(compute_evidence(clip, cache=cache, persist=persist, progress=report))
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             events.put(e)
 

@@ -224,13 +224,13 @@ def _quality(front: FrontEnd) -> dict:
 
 
 def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), coded: tuple | None = None,
-                     cache: bool = True, progress=None) -> Evidence:
+                     cache: bool = True, persist: bool = True, progress=None) -> Evidence:
     """The Evidence of a clip, computed once and cached by clip content and settings.
 
     ``coded = (onset, apex, offset)`` measures a dataset's labelled interval instead of the spotted
     ones (see :func:`evidence_from_frontend`). The cache lives in memory and on disk (``$MEVQA_CACHE``
     or ``~/.cache/mevqa/evidence``; private, verified, bounded, no face images: :mod:`mevqa.evidence.cache`);
-    set ``cache=False`` to recompute. ``progress`` is an optional
+    set ``cache=False`` to recompute, ``persist=False`` to keep the result in memory only (the app's uploads). ``progress`` is an optional
     ``(stage: str, fraction: float)`` callable.
     """
     key = f"{_cache.clip_key(clip)}-{_cache.settings_key(config)}"
@@ -249,5 +249,5 @@ def compute_evidence(clip: Clip, *, config: EvidenceConfig = EvidenceConfig(), c
                                 progress=lambda i, n: say("reading action units", 0.6 + 0.4 * i / n))
     say("done", 1.0)
     if cache:
-        _cache.store(key, ev)
+        _cache.store(key, ev, disk=persist)
     return ev

@@ -155,9 +155,11 @@ def load(key: str, clip: Clip) -> Evidence | None:
     return _for_caller(ev, clip.source)
 
 
-def store(key: str, ev: Evidence) -> None:
-    """Keep ``ev`` in memory, and on disk without face crops, privately and atomically; then evict."""
+def store(key: str, ev: Evidence, *, disk: bool = True) -> None:
+    """Keep ``ev`` in memory, and (``disk``) on disk without face crops, privately and atomically; then evict."""
     _remember(key, ev)
+    if not disk:
+        return
     try:
         d = _private_dir()
         body = json.dumps(_strip_faces(ev.to_dict(images=True)), ensure_ascii=False)
