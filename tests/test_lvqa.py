@@ -207,15 +207,16 @@ def test_scored_against_known_events(tmp_path, long_videos, capsys):
 
 
 def test_long_videos_are_read_in_chunks_with_the_same_events(long_videos, monkeypatch):
-    """A video longer than a chunk is spotted piecewise (memory bounded by the chunk): with 4-second
-    chunks overlapping by 2 s (longer than any synthetic event) the events are those of one piece."""
+    """A video longer than a chunk is spotted piecewise (memory bounded by the chunk): with 5-second
+    chunks overlapping by 4.5 s (the spotter's 2 s references on both sides of a sub-second synthetic
+    event) the events are those of one piece."""
     from mevqa.answer.lvqa import events_from
     from mevqa.megc import strs as S
 
     path, truth = long_videos["L1"]
     whole = events_from(*reversed(S.spot_long_video(path)))
-    monkeypatch.setattr(S, "STRS_CHUNK_SECONDS", 4.0)
-    monkeypatch.setattr(S, "STRS_OVERLAP_SECONDS", 2.0)
+    monkeypatch.setattr(S, "STRS_CHUNK_SECONDS", 5.0)
+    monkeypatch.setattr(S, "STRS_OVERLAP_SECONDS", 4.5)
     chunked = events_from(*reversed(S.spot_long_video(path)))
     assert [(e.kind, e.aus) for e in chunked] == [(e.kind, e.aus) for e in whole]
     assert all(abs(a.onset - b.onset) <= 3 and abs(a.offset - b.offset) <= 3 for a, b in zip(chunked, whole))
