@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from mevqa.apps.watch import WATCH_EXAMPLES, add_arguments as add_watch_arguments
-from mevqa.io.video import VIDEO_EXTENSIONS
+from mevqa.io.formats import VIDEO_EXTENSIONS
 
 VIDEO_TYPES = ", ".join(e.lstrip(".") for e in VIDEO_EXTENSIONS)  # the same list the app accepts
 

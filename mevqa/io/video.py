@@ -30,8 +30,7 @@ from mevqa.io.decode import (DEFAULT_LIMITS, MAX_FPS, MIN_FPS, ClipError, ClipLi
                              _check_counts, _check_fps, _check_size, _decode_decord, _decode_opencv, _decode_size,
                              _image_size, _probe)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+from mevqa.io.formats import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS  # noqa: F401 (re-exported)
 
 
 @dataclass
