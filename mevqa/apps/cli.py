@@ -6,7 +6,6 @@ line on stderr and a non-zero exit; ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from mevqa.apps.cli_args import EPILOG, build_parser  # noqa: F401  (EPILOG: re-exported for the README)
 from mevqa.apps.net import check_port
+from mevqa.io.native import quiet_native_stderr
 
 # MediaPipe, TensorFlow Lite and FFmpeg (through OpenCV) log to stderr natively; keep the terminal for our
 # own lines (MEVQA_VERBOSE=1 shows them). Set before any of them is imported.
@@ -34,30 +34,8 @@ def load_clip(path: str, fps: float | None = None):
         from mevqa.io.demo import demo_clip
 
         return demo_clip()
-    with _native_stderr_quiet():
+    with quiet_native_stderr():
         return Clip.load(path, fps=fps)
-
-
-@contextlib.contextmanager
-def _native_stderr_quiet():
-    """Silence what C libraries (FFmpeg, decord) write to file descriptor 2 while decoding: for a corrupt
-    file they print several lines before our own one-line error. MEVQA_VERBOSE=1 keeps them."""
-    if os.environ.get("MEVQA_VERBOSE"):
-        yield
-        return
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no real stderr (embedded use): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _print_json(obj) -> None:

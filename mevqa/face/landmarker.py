@@ -12,16 +12,15 @@ corner of the real test video, the subject's right, raises ``mouthSmileRight``; 
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import sys
 import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from mevqa.io.native import quiet_native_stderr  # noqa: F401 (re-exported for face.landmarks)
 from mevqa.io.video import ClipError
 
 #: sha256 of the bundle shipped in mevqa/assets (MediaPipe's face_landmarker.task, 2023-05-03 models).
@@ -86,31 +85,6 @@ def _check_bundle(path: str, size: int, mtime_ns: int, packaged: bool, origin: s
 
 
 # -- the task -------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Silence MediaPipe's native (C++) log lines while its graph starts; Python errors still raise.
-
-    TensorFlow Lite and absl print INFO/WARNING lines straight to file descriptor 2 when a graph starts,
-    which users of a command-line tool read as errors. Set MEVQA_VERBOSE=1 to see them.
-    """
-    if os.environ.get("MEVQA_VERBOSE"):
-        yield
-        return
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def open_landmarker(*, video: bool = True, num_faces: int = 2, min_confidence: float = 0.5,
                     model: str | os.PathLike | None = None):
     """A MediaPipe ``FaceLandmarker`` (VIDEO or IMAGE running mode) with blendshapes and matrices on.
