@@ -113,3 +113,27 @@ def test_live_windows_reach_back_over_what_they_put_off():
             settled = nums[-1] + 1 - 3
         assert last and nums[-1] == 199
         assert n == 41 if behind is None else n < 41  # 40 hops, then the end once more (flush)
+
+
+def test_spot_streams_a_video_over_the_clip_limits(monkeypatch, capsys):
+    """`mevqa spot` reads a video over the in-memory clip limits as a stream, with the same JSON contract."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    import mevqa
+    import mevqa.io.decode as D
+    from mevqa.apps.cli import main
+
+    demo = Path(mevqa.__file__).parent / "assets" / "demo.mp4"
+    monkeypatch.setattr(D, "DEFAULT_LIMITS", dataclasses.replace(D.DEFAULT_LIMITS, max_seconds=2.0))
+    assert main(["spot", str(demo), "--json"]) in (0, None)
+    out = json.loads(capsys.readouterr().out)
+    assert out["streamed"] is True and out["n_frames"] == 120
+    truth = json.loads(demo.with_suffix(".json").read_text())["events"]
+    found = [(iv["onset"], iv["offset"]) for iv in out["intervals"]]
+    # every scripted event is found (IoU >= 0.5), in source frame numbers
+    for ev in truth:
+        a, b = ev["onset"], ev["offset"]
+        assert any(min(b, y) - max(a, x) + 1 >= 0.5 * (max(b, y) - min(a, x) + 1) for x, y in found), (ev, found)
+    assert main(["spot", str(demo), "--plot", "/tmp/x.png"]) == 2
