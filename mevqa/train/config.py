@@ -297,21 +297,25 @@ def _set_dotted(values: dict, dotted: str, value) -> None:
     cur[parts[-1]] = value
 
 
+def read_yaml_mapping(path: str | os.PathLike, *, error: type[ValueError] = ConfigError) -> dict:
+    """A YAML config file's top-level mapping; a missing file, bad YAML or another top level is one ``error`` line."""
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"config file not found: {p}")
+    try:
+        values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise error(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise error(f"{p}: the top level must be a mapping of keys to values")
+    return values
+
+
 def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> TrainConfig:
     """A :class:`TrainConfig` from a YAML file (or defaults when ``path`` is None) plus ``key=value``
     overrides with dotted keys (``lora.r=8``, ``split.test_subjects=[sub01,sub02]``); values are read
     as YAML scalars. Relative paths in the file stay relative to the working directory."""
-    values: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping of keys to values")
+    values: dict = read_yaml_mapping(path) if path is not None else {}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not key=value")

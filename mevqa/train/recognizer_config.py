@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Sequence
 
 from mevqa.recognize.config import MMNetConfig, tiny_config
+from mevqa.train.config import read_yaml_mapping
 
 __all__ = ["RecognizerConfigError", "RecognizerData", "RecognizerSplit", "Augment", "RecognizerTrainConfig",
            "is_recognizer_config", "load_recognizer_config", "network_config", "COARSE_CLASSES"]
@@ -142,18 +142,7 @@ def network_config(cfg: RecognizerTrainConfig, *, classes: Sequence[str]) -> MMN
 
 
 def _read_yaml(path) -> dict:
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise RecognizerConfigError(f"config file not found: {p}")
-    try:
-        values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecognizerConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(values, dict):
-        raise RecognizerConfigError(f"{p}: the top level must be a mapping")
-    return values
+    return read_yaml_mapping(path, error=RecognizerConfigError)
 
 
 def is_recognizer_config(path: str | os.PathLike) -> bool:
