@@ -3,6 +3,11 @@
     python bench/bench_long.py                       # streamed evidence and front end, all lengths
     python bench/bench_long.py --mode clip --lengths 20 80   # the in-memory path (Clip.load + compute_evidence)
     python bench/bench_long.py --mode frontend       # only decode + track + align (the front end)
+    python bench/bench_long.py --mode live --lengths 80   # `mevqa watch --realtime`: report delays
+
+``--mode live`` plays the file at its own pace through :func:`mevqa.apps.watch.watch` (the live cut)
+and prints the delay from each expression's offset to its report (median, p95, over the run's events),
+how far past the offset the reader was when it was reported, and the CPU seconds per second of video.
 
 Each run is a fresh process (peak RSS = its ru_maxrss). The long videos are written to --tmp (not the
 repo) with cv2.VideoWriter: tests/data/pexels_woman_emotions.mp4 (640x360, 23.976 fps, 19.7 s) forward
@@ -65,6 +70,18 @@ def run_one(mode: str, path: str) -> dict:
         fps = probe(path).fps
         n = sum(1 for _ in stream_frontend(iter_frames(path, max_seconds=None), fps))
         events = None
+    elif mode == "live":
+        import io
+
+        from mevqa.apps.watch import watch
+
+        d = watch(path, realtime=True, as_json=True, out=io.StringIO(), max_seconds=None)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        return {"frames": round(d["seconds"] * 23.976), "video_s": d["seconds"], "wall_s": round(wall, 1),
+                "cpu_s": round(cpu, 1), "cpu_per_video_s": round(cpu / max(d["seconds"], 1e-9), 2), "events": d["events"],
+                **{k: d.get(k) for k in ("delay_median_s", "delay_p95_s", "read_past_offset_median_s",
+                                         "read_past_offset_p95_s", "startup_s")},
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     else:
         from mevqa.evidence.stream import spot_stream
 
@@ -78,7 +95,7 @@ def run_one(mode: str, path: str) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("stream", "clip", "frontend"), default="stream")
+    ap.add_argument("--mode", choices=("stream", "clip", "frontend", "live"), default="stream")
     ap.add_argument("--lengths", type=float, nargs="+", default=[20, 80, 300, 600], help="seconds")
     ap.add_argument("--tmp", default="/tmp/mevqa_bench_long")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -89,7 +106,11 @@ def main(argv=None) -> int:
     tmp = Path(a.tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     print(f"mode {a.mode}; {os.cpu_count()} CPUs; times on a shared machine are noisy, CPU time less so")
-    print("length   frames  wall s  cpu s  frames/s wall  frames/s cpu  peak RSS MB  intervals  load")
+    if a.mode == "live":
+        print("length  events  delay median s  delay p95 s  read past offset median/p95 s  cpu s per video s  "
+              "start-up s  load")
+    else:
+        print("length   frames  wall s  cpu s  frames/s wall  frames/s cpu  peak RSS MB  intervals  load")
     for secs in a.lengths:
         path = VIDEO if secs <= 20 else make_video(secs, tmp)
         r = subprocess.run([sys.executable, __file__, "--mode", a.mode, "--one", str(path)], capture_output=True, text=True)
@@ -97,6 +118,11 @@ def main(argv=None) -> int:
             print(f"{secs:6.0f} s  failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
             continue
         d = json.loads(r.stdout.strip().splitlines()[-1])
+        if a.mode == "live":
+            print(f"{secs:6.0f} s  {d['events']:6d}  {d['delay_median_s']!s:>14}  {d['delay_p95_s']!s:>11}  "
+                  f"{d['read_past_offset_median_s']!s:>14} / {d['read_past_offset_p95_s']!s:<13}  "
+                  f"{d['cpu_per_video_s']:17.2f}  {d['startup_s']!s:>10}  {os.getloadavg()[0]:.1f}", flush=True)
+            continue
         print(f"{secs:6.0f} s  {d['frames']:6d}  {d['wall_s']:6.1f}  {d['cpu_s']:5.1f}  {d['fps_wall']:13.1f}  "
               f"{d['fps_cpu']:12.1f}  {d['peak_rss_mb']:11d}  {str(d['intervals']):>9s}  {os.getloadavg()[0]:.1f}",
               flush=True)

@@ -2,9 +2,12 @@
 ``mevqa ask`` on long videos.
 
 ``watch`` runs the streaming evidence (:func:`mevqa.evidence.stream.spot_stream`) with the live cut: a
-window of the last 6 s (or more, when behind) every 1 s, each frame tracked once; an expression is printed once its offset
-lies 0.5 s before the newest frame. ``--realtime`` plays a file at its own pace (as a camera would
-deliver it) and then each line carries the delay from the expression's offset to its report.
+window of the last 6 s (or more, when behind) every 1 s, and one as soon as an expression seen ending
+has settled, each frame tracked once and each pair of frames measured once; an expression is printed
+once its offset lies 0.5 s before the newest aligned frame (the alignment itself waits 0.45 s for
+the frames after one). ``--realtime`` plays a file at its own pace (as a camera would deliver it) and
+then each line carries the delay from the expression's offset to its report, timed from the first
+frame read (loading the models is not counted).
 
 Long videos (over the in-memory clip limit, or any video asked a long-video question such as "How many
 micro-expression events appear in this video?") are answered from the streamed events
@@ -55,14 +58,20 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
     timed = realtime or is_live(source)
     delays: list[float] = []
     behind: list[float] = []
-    start = time.perf_counter()
+    begun = time.perf_counter()
+    start = begun  # the source's clock: reset when its first frame is read (after the models have loaded)
+
+    def started() -> None:
+        nonlocal start
+        start = time.perf_counter()
 
     def on_event(iv, newest: int) -> None:
         # how much of the source had been read past the offset when it was reported: the delay the
         # windowing itself adds, whatever the machine's speed
         behind.append((newest - iv.offset) / iv.fps)
         delay = None
-        if timed:  # the offset's frame arrived at start + offset/fps (played or live at its own pace)
+        if timed:  # the offset's frame came at start + offset/fps (played or live at its own pace; the
+            # clock starts at the first frame, so loading the models is not counted as delay)
             delay = time.perf_counter() - (start + iv.offset / iv.fps)
             delays.append(delay)
         if as_json:
@@ -76,9 +85,10 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
 
     res = spot_stream(source, fps=fps, window_seconds=LIVE_WINDOW_SECONDS, hop_seconds=LIVE_HOP_SECONDS,
                       max_seconds=max_seconds or None, realtime=realtime, on_event=on_event,
-                      realtime_lag=(lambda t: time.perf_counter() - start - t) if timed else None)
+                      realtime_lag=(lambda t: time.perf_counter() - start - t) if timed else None, on_start=started)
     summary = {"events": len(res.intervals), "seconds": round(res.duration, 2),
-               "wall_seconds": round(time.perf_counter() - start, 2), "notes": res.notes}
+               "wall_seconds": round(time.perf_counter() - begun, 2), "startup_s": round(start - begun, 2),
+               "notes": res.notes}
     for name, values in (("delay", delays), ("read_past_offset", behind)):
         if values:
             q = sorted(values)

@@ -17,7 +17,13 @@ Two ways to cut windows:
 - **live** (``hop_seconds``): a window of the last ``window_seconds`` every ``hop_seconds``; an interval
   is reported once its offset lies ``settle_seconds`` before the window's end (the spotter compares
   each frame with the frames ``lag_seconds`` around it, so the end of an interval needs a little
-  after it to be sure), and only once.
+  after it to be sure), and only once. A window that shows an interval ended but not yet settled has
+  the next one cut as soon as it will be (``early``), not at the next hop. Each window measures only
+  the frame pairs the windows before it did not (``incremental``: :class:`mevqa.motion.stream.PairCache`
+  with :func:`mevqa.spot.incremental.spot_window`; a window's start moves only every
+  ``LIVE_SLACK_SECONDS`` so the pairs against it are shared too) and reads AUs only for the intervals it
+  reports: the same events as spotting and reading each window whole, at a fraction of the work (a hop
+  still measures its new frames plus its last ``lag_seconds`` against its new last frame).
 
 The live cut reports an interval 0.5 s after its offset, before the spotter's 2 s reference after it
 has arrived: its bounds there are those the newest frames allow, and a later window may place it a
@@ -33,11 +39,12 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from mevqa.evidence.builder import EvidenceConfig, IntervalEvidence, evidence_from_frontend
+from mevqa.evidence.builder import EvidenceConfig, IntervalEvidence, _interval_evidence, _read_face, evidence_from_frontend
 from mevqa.face.landmarks import FaceError
 from mevqa.io.stream import MAX_STREAM_SECONDS, STREAM_MAX_SIDE, analysis_step, iter_frames, probe, read_frames_at, windows
 from mevqa.io.video import ClipError, frame_number, list_frames
-from mevqa.motion.stream import stream_frontend, window_frontend
+from mevqa.motion.stream import PairCache, stream_frontend, window_frontend
+from mevqa.spot.incremental import spot_window
 
 #: Every interval of a window, none assumed where nothing stood out (a long video has quiet stretches).
 STREAM_EVIDENCE = EvidenceConfig(max_intervals=100_000, assume_expression=False)
@@ -48,6 +55,10 @@ WINDOW_SECONDS, OVERLAP_SECONDS = 30.0, 10.0
 # hop 1 s, not 0.5 s: on the shared 2-core machine the shorter hop kept up worse
 # (report delay median 8.5 s vs 4.7 s on an 80 s file, one run each)
 LIVE_WINDOW_SECONDS, LIVE_HOP_SECONDS, LIVE_SETTLE_SECONDS = 6.0, 1.0, 0.5
+# a live window's first frame moves only every 2 s, so the pairs measured against it are reused
+LIVE_SLACK_SECONDS = 2.0
+# an early window (one that settles an interval seen ending) comes at least this long after the last one
+LIVE_MIN_GAP_SECONDS = 0.25
 MACRO_MAX_SECONDS = 4.0  # the longest expression the spotter reports whole (SpotConfig.macro_max_seconds)
 LAG_SECONDS = 2.0        # the spotter's reference lag (SpotConfig.lag_seconds)
 
@@ -90,31 +101,94 @@ def _to_source(iv: IntervalEvidence, numbers: np.ndarray, rate: float, index: in
                    offset=int(numbers[iv.offset]), fps=rate, images={}, keyframes=keys)
 
 
-def _live_windows(aligned, min_len: int, hop: int, settle: int, reach: int, *, behind=None):
+def _started(frames, on_start: Callable[[], None]):
+    """``frames``, calling ``on_start()`` as the first one is read."""
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        return
+    on_start()
+    yield first
+    yield from it
+
+
+@dataclass
+class _Wake:
+    """When the live cut's next window is wanted early: once ``frames`` more frames have come after the
+    last one (None: at the hop). Set by the reader of a window that saw an interval end but not settle."""
+
+    frames: int | None = None
+
+
+def _live_windows(aligned, min_len: int, hop: int, settle: int, reach: int, *, behind=None, slack: int = 0,
+                  wake: _Wake | None = None):
     """(window, is_last) for the live cut: every ``hop`` frames the newest frames, reaching back at least
     ``min_len`` frames and to ``reach`` frames before what the previous window left unsettled. While the
     reader is ``behind`` the source, windows are put off (the next one reaches back further, so nothing
     is missed), unless the ring of frames kept would lose unsettled ones; memory: at most 2x ``min_len``
-    + ``reach`` frames."""
+    + ``reach`` frames.
+
+    ``slack``: a window's first frame stays where it was until it lies more than ``slack`` frames before
+    where it must start at the latest. The spotter measures a window's first ``lag`` frames against its
+    first frame, so a start that moves every hop makes every window measure those pairs anew; one that
+    moves every few hops lets the windows in between reuse them (:class:`mevqa.motion.stream.PairCache`),
+    for windows up to ``slack`` frames longer.
+
+    ``wake``: a window is also cut as soon as ``wake.frames`` frames have come since the last one (the
+    reader sets it when a window shows an interval that has ended but is not settled yet: the window
+    that settles it is cut then, not up to a hop later)."""
     cap = 2 * min_len + reach
     ring: deque = deque(maxlen=cap)
     count, since, settled = 0, 0, 0  # frames read; since the last window; frames settled by it
+    anchor = None  # the first frame of the windows while it may stay
+
+    def first() -> int:
+        nonlocal anchor
+        latest = min(count - min_len, settled - reach)  # the window must start here or before
+        if anchor is None or latest - anchor > slack or anchor > latest:
+            anchor = latest
+        return max(count - len(ring), anchor)
+
     for f in aligned:
         ring.append(f)
         count += 1
         since += 1
-        if since < hop:
+        if since < hop and (wake is None or wake.frames is None or since < wake.frames):
             continue
         oldest = count - len(ring)
-        start = max(oldest, min(count - min_len, settled - reach))
         must = len(ring) == cap and oldest + hop > settled - reach  # the ring would lose unsettled frames
         if behind is not None and behind(f) and not must:
             continue  # behind the source: wait for a later window (it reaches back here)
-        yield list(ring)[start - oldest:], False
+        if wake is not None:
+            wake.frames = None
+        yield list(ring)[first() - oldest:], False
         settled, since = count - settle, 0
     if ring:
-        oldest = count - len(ring)
-        yield list(ring)[max(oldest, min(count - min_len, settled - reach)) - oldest:], True
+        yield list(ring)[first() - (count - len(ring)):], True
+
+
+def _live_intervals(front, numbers: np.ndarray, cache: PairCache, *, config: EvidenceConfig, settled: int,
+                    fresh: Callable[[int, int], bool]):
+    """The live cut's new events of one window, as :func:`evidence_from_frontend` would read them, but
+    spotted with the motion earlier windows measured (:func:`mevqa.spot.incremental.spot_window`) and
+    read (AUs, face) only for the intervals that are settled (offset before window frame ``settled``)
+    and ``fresh(onset, offset)`` (stream frame numbers: not reported before). Spots now; returns an
+    iterator that reads each interval once the ones before it were taken (the caller adds each to what
+    ``fresh`` checks, as the uncached path does)."""
+    sr = spot_window(front, numbers, cache)
+    spotted = sorted(sorted(sr.intervals, key=lambda iv: -iv.score)[: config.max_intervals], key=lambda iv: iv.onset)
+    spans = [(s.onset, s.offset) for s in spotted]
+
+    def read():
+        for k, s in enumerate(spotted):
+            if s.offset >= settled or not fresh(int(numbers[s.onset]), int(numbers[s.offset])):
+                continue
+            iv = _interval_evidence(front, k, s.onset, s.apex, s.offset, s.kind, s.score, getattr(s, "rois", {}),
+                                    config)
+            if iv.aus:  # an event: an AU found present, as mevqa.answer.lvqa counts them
+                _read_face(front, [iv], config)  # each interval's own fields; the clip-wide ones are not kept
+                yield iv
+    return spans, read()
 
 
 def spot_stream(source, *, fps: float | None = None, window_seconds: float = WINDOW_SECONDS,
@@ -123,7 +197,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                 config: EvidenceConfig = STREAM_EVIDENCE, realtime: bool = False, max_side: int = STREAM_MAX_SIDE,
                 on_event: Callable[[IntervalEvidence, int], None] | None = None,
                 realtime_lag: Callable[[float], float] | None = None,
-                progress: Callable[[int, int], None] | None = None) -> StreamEvidence:
+                progress: Callable[[int, int], None] | None = None, on_start: Callable[[], None] | None = None,
+                incremental: bool = True, early: bool = True) -> StreamEvidence:
     """Spot and read every expression of a video file, frame folder, webcam index or stream URL.
 
     ``hop_seconds`` switches to the live cut (a window every hop, intervals reported once settled);
@@ -134,6 +209,12 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     ``realtime_lag(t)`` (live cut only): how many seconds behind the source the frame at ``t`` s is read;
     while that is over a hop, windows are put off and the next one reaches back over them
     (:func:`_live_windows`), so the work per second of video stays bounded and reports catch up.
+    ``on_start()`` is called as the first frame is read (a file played in real time starts its clock
+    there). ``incremental`` (live cut): each window measures only the frame pairs the one before did not
+    (:class:`mevqa.motion.stream.PairCache`) and reads AUs only for the intervals it reports; ``False``
+    runs the whole evidence of every window (the same events, several times the work). ``early`` (live
+    cut): a window that shows an interval ended but not yet settled has the next window cut as soon as
+    it would settle (at least :data:`LIVE_MIN_GAP_SECONDS` later) rather than at the next hop.
     """
     info = probe(source, fps=fps)
     step = analysis_step(info.fps, config.frontend.max_fps)
@@ -146,52 +227,76 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     settle = int(round(settle_seconds * sub_fps))
     total = info.n_frames if max_seconds is None else min(info.n_frames, int(max_seconds * info.fps))
     frames = iter_frames(source, step=step, max_side=max_side, max_seconds=max_seconds, fps=info.fps, realtime=realtime)
+    if on_start is not None:
+        frames = _started(frames, on_start)
     out = StreamEvidence(str(source), info.fps, sub_fps, 0, [])
     errors = []
     aligned = stream_frontend(frames, sub_fps, config=config.frontend)
+    wake = None if hop_seconds is None or not early else _Wake()
+    min_gap = max(1, int(round(LIVE_MIN_GAP_SECONDS * sub_fps)))
     if hop_seconds is None:
         cut = windows(aligned, per, overlap)
     else:
         reach = int(round((MACRO_MAX_SECONDS + LAG_SECONDS) * sub_fps))
-        cut = _live_windows(aligned, per, per - overlap, settle, reach, behind=(
-            None if realtime_lag is None else lambda f: realtime_lag(f.number / info.fps) > hop_seconds))
+        cut = _live_windows(aligned, per, per - overlap, settle, reach, slack=int(round(LIVE_SLACK_SECONDS * sub_fps)),
+                            behind=None if realtime_lag is None else
+                            lambda f: realtime_lag(f.number / info.fps) > hop_seconds, wake=wake)
+    live = hop_seconds is not None
+    # live: pairs of frames measured by one window are looked up by the next (identical results)
+    cache = PairCache() if live and incremental and not config.assume_expression else None
+
+    def fresh(on: int, off: int) -> bool:
+        # neighbouring windows may place one expression a little differently: report it once
+        return not any(_iou((on, off), (k.onset, k.offset)) >= 0.5 or (live and _covered((on, off), (k.onset, k.offset)))
+                       for k in out.intervals[-8:])
+
     counted = -1
-    for chunk, last in cut:
-        out.windows += 1
-        numbers = np.array([f.number for f in chunk])
-        out.n_frames = int(numbers[-1]) + 1
-        out.lost_frames += sum(not f.detected for f in chunk if f.number > counted)
-        counted = int(numbers[-1])
-        try:
-            if sum(f.detected for f in chunk) < 0.5 * len(chunk):
-                raise FaceError(f"{source}: the face is lost in most of frames {numbers[0]}-{numbers[-1]}")
-            ev = evidence_from_frontend(window_frontend(chunk, sub_fps, source=str(source), config=config.frontend),
-                                        config=config)
-        except FaceError as e:  # turned away or out of frame for a while: skip that stretch
-            errors.append(e)
-            out.failed_windows += 1
-            continue
-        if hop_seconds is None:
-            lo = 0 if out.windows == 1 else overlap / 2
-            hi = len(chunk) if last else len(chunk) - overlap / 2
-            keep = [iv for iv in ev.intervals if lo <= (iv.onset + iv.offset) / 2 < hi]
-        else:
-            # live: only events (an AU found present, as :mod:`mevqa.answer.lvqa` counts them), once settled
-            keep = [iv for iv in ev.intervals if iv.aus and (last or iv.offset < len(chunk) - 1 - settle)]
-        for iv in keep:
-            on, off = int(numbers[iv.onset]), int(numbers[iv.offset])
-            # neighbouring windows may place one expression a little differently: report it once
-            live = hop_seconds is not None
-            if any(_iou((on, off), (k.onset, k.offset)) >= 0.5 or (live and _covered((on, off), (k.onset, k.offset)))
-                   for k in out.intervals[-8:]):
+    try:
+        for chunk, last in cut:
+            out.windows += 1
+            numbers = np.array([f.number for f in chunk])
+            out.n_frames = int(numbers[-1]) + 1
+            out.lost_frames += sum(not f.detected for f in chunk if f.number > counted)
+            counted = int(numbers[-1])
+            settled = len(chunk) if last else len(chunk) - 1 - settle
+            try:
+                if sum(f.detected for f in chunk) < 0.5 * len(chunk):
+                    raise FaceError(f"{source}: the face is lost in most of frames {numbers[0]}-{numbers[-1]}")
+                front = window_frontend(chunk, sub_fps, source=str(source), config=config.frontend)
+                if cache is not None:
+                    spans, keep = _live_intervals(front, numbers, cache, config=config, settled=settled, fresh=fresh)
+                else:
+                    ev = evidence_from_frontend(front, config=config)
+                    spans = [(iv.onset, iv.offset) for iv in ev.intervals]
+                    if not live:
+                        lo = 0 if out.windows == 1 else overlap / 2
+                        hi = len(chunk) if last else len(chunk) - overlap / 2
+                        keep = [iv for iv in ev.intervals if lo <= (iv.onset + iv.offset) / 2 < hi]
+                    else:  # only events (an AU found present, as mevqa.answer.lvqa counts them), once settled
+                        keep = [iv for iv in ev.intervals if iv.aus and iv.offset < settled]
+                    del ev
+            except FaceError as e:  # turned away or out of frame for a while: skip that stretch
+                errors.append(e)
+                out.failed_windows += 1
                 continue
-            iv = _to_source(iv, numbers, info.fps, len(out.intervals))
-            out.intervals.append(iv)
-            if on_event is not None:
-                on_event(iv, int(numbers[-1]))
-        if progress is not None:
-            progress(out.n_frames, total)
-        del ev, chunk
+            for iv in keep:
+                if cache is None and not fresh(int(numbers[iv.onset]), int(numbers[iv.offset])):
+                    continue
+                iv = _to_source(iv, numbers, info.fps, len(out.intervals))
+                out.intervals.append(iv)
+                if on_event is not None:
+                    on_event(iv, int(numbers[-1]))
+            if wake is not None and not last:  # an interval that has ended: cut the window that settles it
+                ends = [off for on, off in spans
+                        if settled <= off < len(chunk) - 1 and fresh(int(numbers[on]), int(numbers[off]))]
+                if ends:
+                    wake.frames = max(min_gap, min(ends) + settle + 2 - len(chunk))
+            if progress is not None:
+                progress(out.n_frames, total)
+            del front, keep, chunk
+    finally:
+        if cache is not None:
+            cache.close()
     if out.windows == 0:
         raise ClipError(f"{source}: no face found (or no frames)")
     if out.failed_windows == out.windows:

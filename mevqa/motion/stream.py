@@ -17,8 +17,11 @@ is tried for tight dataset crops (the batch tracker's second pass needs the whol
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -142,3 +145,81 @@ def window_frontend(frames: list[AlignedFrame], fps: float, *, source: str = "<s
                          config.align)
     return FrontEnd(clip, track, faces, 1, config)
 
+
+class PairCache:
+    """What a measurement of two aligned frames of one stream gave (the spotter's per-region motion from
+    a reference frame to a frame), kept by the pair's stream frame numbers.
+
+    The crops and landmarks of a stream's frames are fixed once :func:`stream_frontend` has aligned
+    them, so a pair measured in one window of a live stream measures the same in the next: overlapping
+    windows look their old pairs up and compute only the new ones (in ``workers`` threads: OpenCV's flow
+    releases the GIL). :meth:`bind` names the frame numbers of the window about to be measured and drops
+    pairs whose reference lies before it (windows only move forward). ``key`` (the measurement's
+    settings) must match, else the cache is cleared: values are never mixed across settings.
+    """
+
+    def __init__(self, *, workers: int = 2):
+        self.workers = workers
+        self.numbers: np.ndarray | None = None
+        self.hits = self.misses = 0
+        self._key = None
+        self._values: dict[tuple[int, int], np.ndarray] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def bind(self, numbers) -> None:
+        self.numbers = np.asarray(numbers, np.int64)
+        first = int(self.numbers[0])
+        self._values = {k: v for k, v in self._values.items() if k[0] >= first}
+
+    def columns(self, pairs: list[tuple[int, int]], *, n: int, key, compute: Callable[[int, int], np.ndarray]) -> list:
+        """``compute(r, t)`` for each (reference, frame) index pair of the bound window (length ``n``),
+        from the cache where measured before. A window of another length than the bound one is computed
+        without the cache."""
+        nums = self.numbers
+        if nums is None or len(nums) != n:
+            return [compute(r, t) for r, t in pairs]
+        if key != self._key:
+            self._values, self._key = {}, key
+        named = [(int(nums[r]), int(nums[t])) for r, t in pairs]
+        todo = {name: pair for name, pair in zip(named, pairs) if name not in self._values}
+        self.hits += len(pairs) - len(todo)
+        self.misses += len(todo)
+        if len(todo) > 1 and self.workers > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mevqa-pairs")
+            got = self._pool.map(lambda rt: compute(*rt), todo.values())
+        else:
+            got = (compute(r, t) for r, t in todo.values())
+        self._values.update(zip(todo, got))
+        return [self._values[name] for name in named]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> "PairCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_ACTIVE_CACHE: ContextVar[PairCache | None] = ContextVar("mevqa_pair_cache", default=None)
+
+
+def active_pair_cache() -> PairCache | None:
+    """The cache :func:`pair_cache_for` made active here (None outside it: every pair is computed)."""
+    return _ACTIVE_CACHE.get()
+
+
+@contextmanager
+def pair_cache_for(cache: PairCache, numbers) -> Iterator[PairCache]:
+    """Within the block, measurements that take a cache (:func:`mevqa.spot.signals.roi_motion`) use
+    ``cache`` for the window of stream frames ``numbers``, though their callers (the spotter) pass none."""
+    cache.bind(numbers)
+    token = _ACTIVE_CACHE.set(cache)
+    try:
+        yield cache
+    finally:
+        _ACTIVE_CACHE.reset(token)

@@ -52,7 +52,7 @@ def _roi_motion_pair(ref_img, img, lm_ref, rois, *, iod: float, r_roi: int, r_ri
 
 
 def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: SpotConfig = SpotConfig(),
-               rois=None, iod: float | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+               rois=None, iod: float | None = None, progress=None, cache=None) -> tuple[np.ndarray, np.ndarray]:
     """Per-ROI motion against the frame ``lag_seconds`` earlier and against the frame as far later.
 
     Returns (back, ahead), each (R, T) in crop pixels: ``back[:, t]`` is the motion from frame
@@ -62,6 +62,12 @@ def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: S
     starts or how long it is: a 6 s excerpt measures what the 20 s clip measures. ``ahead`` reuses the
     ``back`` flows (``ahead[t] = back[t + lag]``); only the last ``lag`` frames need flows of their own.
     ``rois`` defaults to ``config.rois``; ``iod`` is the inter-ocular distance in crop pixels.
+
+    ``cache`` (a :class:`mevqa.motion.stream.PairCache`, else the one a live stream has made active
+    with :func:`mevqa.motion.stream.pair_cache_for`): each frame pair's motion is looked up by the
+    pair's stream frame numbers, and only pairs not measured before are computed. A pair's motion
+    depends only on its two crops and the reference's landmarks, so overlapping windows of one stream
+    get exactly the values they would compute (the live cut then pays only for its new frames).
     """
     n, h, w = gray.shape
     if iod is None:
@@ -75,15 +81,28 @@ def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: S
     back = np.zeros((len(rois), n), np.float32)
     ahead = np.zeros((len(rois), n), np.float32)
     total = n + min(lag, n) - 1
+
+    def pair(r: int, t: int) -> np.ndarray:
+        return _roi_motion_pair(gray[r], gray[t], landmarks[r], rois, **opts)
+
+    if cache is None:
+        from mevqa.motion.stream import active_pair_cache  # noqa: PLC0415 - a stream's cache, rarely used
+
+        cache = active_pair_cache()
+    if cache is not None:  # every pair this clip needs, the new ones computed (possibly in parallel)
+        need = [(max(0, t - lag), t) for t in range(1, n)] + [(t, n - 1) for t in range(max(0, n - lag), n - 1)]
+        known = dict(zip(need, cache.columns(need, n=n, key=(rois, float(iod), lag, tuple(sorted(opts.items()))),
+                                              compute=pair)))
+        pair = lambda r, t: known[(r, t)]  # noqa: E731
     for t in range(1, n):
         r = max(0, t - lag)
-        back[:, t] = _roi_motion_pair(gray[r], gray[t], landmarks[r], rois, **opts)
+        back[:, t] = pair(r, t)
         if t - lag >= 0:
             ahead[:, t - lag] = back[:, t]
         if progress is not None and (t % 16 == 0):
             progress(round(t * n / total), n)
     for t in range(max(0, n - lag), n - 1):  # the last lag frames: ahead to the last frame
-        ahead[:, t] = _roi_motion_pair(gray[t], gray[n - 1], landmarks[t], rois, **opts)
+        ahead[:, t] = pair(t, n - 1)
     if progress is not None:
         progress(n, n)
     if n > 1:

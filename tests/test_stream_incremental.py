@@ -1,0 +1,135 @@
+"""The live cut pays only for its new frames (issue 15) and reports what the uncached path reports."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mevqa.io.stream import iter_frames, probe
+
+VIDEO = Path(__file__).parent / "data" / "pexels_woman_emotions.mp4"
+
+
+@pytest.fixture(scope="module")
+def aligned():
+    """8 s of the real video, tracked and aligned once (as the live cut does)."""
+    from mevqa.motion.stream import stream_frontend
+
+    fps = probe(VIDEO).fps
+    return list(stream_frontend(iter_frames(VIDEO, max_seconds=8.0), fps)), fps
+
+
+def test_roi_motion_from_the_pair_cache_equals_measuring_every_pair(aligned):
+    """Overlapping windows of one stream: the cached motion is bit for bit the uncached one, and a window
+    one hop on measures only its new pairs (its new frames, its last lag frames against its new last
+    frame, none of the old ones)."""
+    from mevqa.motion.stream import PairCache, pair_cache_for, window_frontend
+    from mevqa.spot.config import SpotConfig
+    from mevqa.spot.signals import roi_motion
+
+    frames, fps = aligned
+    lag = round(SpotConfig().lag_seconds * fps)
+    hop = 24
+    last = 0
+    with PairCache() as cache:
+        for k, start in enumerate((0, 0, hop)):  # the same start twice (a window that keeps its start), then on
+            chunk = frames[start:start + 140 + k * hop]
+            grown, last = start + len(chunk) - last, start + len(chunk)
+            front = window_frontend(chunk, fps)
+            args = (front.faces.gray, front.faces.landmarks, fps)
+            plain = roi_motion(*args, iod=front.interocular_px)
+            before = cache.misses
+            with pair_cache_for(cache, [f.number for f in chunk]):
+                cached = roi_motion(*args, iod=front.interocular_px)
+            assert all(np.array_equal(a, b) for a, b in zip(plain, cached))
+            new = cache.misses - before
+            if k == 0:
+                assert new == len(chunk) - 1 + lag - 1  # every pair once
+            elif k == 1:  # hop new frames, lag - 1 pairs to the new last frame
+                assert new == hop + lag - 1 and cache.hits > 0
+            else:  # a new first frame: its lag pairs are measured again too
+                assert new <= grown + 2 * lag
+        # a window of another length than the one bound is measured without the cache
+        assert all(np.array_equal(a, b) for a, b in zip(plain, roi_motion(*args, iod=front.interocular_px, cache=cache)))
+
+
+def test_spot_window_equals_spot(aligned):
+    from mevqa.motion.stream import PairCache, window_frontend
+    from mevqa.spot.incremental import spot_window
+    from mevqa.spot.spotter import spot
+
+    frames, fps = aligned
+    with PairCache() as cache:
+        for start, end in ((0, 150), (24, 174), (24, 190)):
+            chunk = frames[start:end]
+            a = spot(window_frontend(chunk, fps))
+            b = spot_window(window_frontend(chunk, fps), [f.number for f in chunk], cache)
+            assert a.to_dict() == b.to_dict() and np.array_equal(a.combined, b.combined)
+        with pytest.raises(ValueError):
+            spot_window(window_frontend(chunk, fps), [0, 1], cache)
+
+
+def test_live_cut_reports_the_same_events_with_and_without_the_cache():
+    """The incremental live cut (cached motion, AUs read only for the intervals it reports) against the
+    whole evidence of every window: the same events, field for field, from the same windows."""
+    from mevqa.evidence.stream import spot_stream
+
+    runs = [spot_stream(VIDEO, window_seconds=6.0, hop_seconds=1.0, max_seconds=7.0, incremental=inc)
+            for inc in (True, False)]
+    assert runs[0].windows == runs[1].windows
+    got = [[{k: v for k, v in vars(iv).items()} for iv in r.intervals] for r in runs]
+    assert got[0] == got[1] and len(got[0]) >= 1
+
+
+def test_live_windows_keep_their_start_and_wake_early():
+    """A window's first frame moves at most every ``slack`` frames and never later than it must; a window
+    is cut early when asked (wake), else every hop."""
+    from mevqa.evidence.stream import _live_windows, _Wake
+
+    frames = [SimpleNamespace(number=i) for i in range(300)]
+    starts, ends, settled = [], [], 0
+    for chunk, last in _live_windows(iter(frames), 40, 10, 3, 30, slack=20):
+        nums = [f.number for f in chunk]
+        assert nums[0] <= max(0, min(nums[-1] + 1 - 40, settled - 30))  # reaches back as far as it must
+        starts.append(nums[0])
+        ends.append(nums[-1])
+        settled = nums[-1] + 1 - 3
+    moves = [b for a, b in zip(starts, starts[1:]) if b != a]
+    assert len(moves) < len(starts) / 2 and all(b - a <= 20 + 10 for a, b in zip(starts, starts[1:]))
+    assert all(b - a == 10 for a, b in zip(ends[:-1], ends[1:-1]))
+
+    wake = _Wake()
+    ends = []
+    for chunk, _ in _live_windows(iter(frames[:100]), 40, 10, 3, 30, wake=wake):
+        ends.append(chunk[-1].number)
+        if len(ends) == 2:
+            wake.frames = 4  # the reader wants the next window 4 frames on
+    assert ends[2] - ends[1] == 4 and ends[3] - ends[2] == 10
+
+
+def test_watch_realtime_prints_events_while_playing():
+    """`mevqa watch FILE --realtime`: lines come while the file plays, each with its report delay."""
+    import io
+    import time
+
+    from mevqa.apps.watch import watch
+
+    class Timed(io.StringIO):
+        def __init__(self):
+            super().__init__()
+            self.at = []
+
+        def write(self, s):
+            self.at.append(time.perf_counter())
+            return super().write(s)
+
+    out = Timed()
+    t0 = time.perf_counter()
+    summary = watch(str(VIDEO), realtime=True, max_seconds=7.0, out=out)
+    end = time.perf_counter()
+    lines = out.getvalue().splitlines()
+    assert summary["events"] == len(lines) >= 1 and "delay_median_s" in summary
+    assert all("reported" in line and "after its offset" in line for line in lines)
+    assert out.at[0] < end - 0.5 and summary["wall_seconds"] >= 7.0 - 0.5 and out.at[0] > t0
