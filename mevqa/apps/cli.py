@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from mevqa.apps.cli_args import EPILOG, build_parser  # noqa: F401  (EPILOG: re-exported for the README)
+from mevqa.apps.cli_long import au_long, evidence_long, is_long, spot_long
 from mevqa.apps.net import check_port
 from mevqa.io.native import quiet_native_stderr
 
@@ -77,10 +78,10 @@ def _cmd_spot(a) -> None:
     from mevqa.evidence.select import clip_intervals
 
     plot = _check_writable(a.plot) if a.plot else None  # before the computation, not after it
-    if a.clip != "demo" and _is_long(a.clip, a.fps):
+    if is_long(a.clip, a.fps):
         if plot:
             raise ValueError("--plot draws clips up to the in-memory limit; a long video's intervals print as text or --json")
-        return _spot_long(a)
+        return spot_long(a)
     res = spot_clip(load_clip(a.clip, a.fps))
     # The clip's intervals as the evidence (ask, eval, the app) numbers them: one definition.
     limit = EvidenceConfig().max_intervals
@@ -101,41 +102,13 @@ def _cmd_spot(a) -> None:
         print(f"  ({left_out} weaker detection(s) left out: the evidence keeps the strongest {limit})")
 
 
-def _is_long(path: str, fps: float | None) -> bool:
-    """Over the in-memory clip limits (then the streaming front end reads it, window by window)."""
-    from mevqa.io.decode import DEFAULT_LIMITS
-    from mevqa.io.stream import probe
-
-    try:
-        info = probe(path, fps=fps)
-    except Exception:  # noqa: BLE001 - not probeable here: Clip.load gives the one-line reason
-        return False
-    return info.n_frames > DEFAULT_LIMITS.max_frames or info.duration > DEFAULT_LIMITS.max_seconds
-
-
-def _spot_long(a) -> None:
-    """``mevqa spot`` on a long video: every interval of the streamed spotter, same JSON contract."""
-    from mevqa.evidence.stream import spot_stream
-
-    res = spot_stream(a.clip, fps=a.fps)
-    for note in res.notes:
-        print(f"({note})", file=sys.stderr)
-    ivs = [{"onset": iv.onset, "apex": iv.apex, "offset": iv.offset, "kind": iv.kind, "score": round(iv.score, 4)}
-           for iv in res.intervals]
-    if a.json:
-        _print_json({"clip": res.source, "fps": res.fps, "n_frames": res.n_frames, "intervals": ivs, "streamed": True})
-        return
-    print(f"{res.source}: {res.n_frames} frames at {res.fps:g} fps, {len(ivs)} interval(s) (long video, read as a stream)")
-    for k, iv in enumerate(ivs, 1):
-        print(f"  #{k:<2d} {iv['kind']:5s} onset {iv['onset']:6d}  apex {iv['apex']:6d}  offset {iv['offset']:6d}  "
-              f"({iv['onset'] / res.fps:.2f}-{iv['offset'] / res.fps:.2f} s)  score {iv['score']:.2f}")
-
-
 def _cmd_au(a) -> None:
     from mevqa.au.detector import detect_aus_clip
 
     if (a.onset is None) != (a.apex is None):
         raise ValueError("give both --onset and --apex, or neither (then the clip's main expression is used)")
+    if is_long(a.clip, a.fps):
+        return au_long(a)
     clip = load_clip(a.clip, a.fps)
     onset, apex = a.onset, a.apex
     if onset is None:  # the clip's main expression, as ask and eval choose it (mevqa.evidence.select)
@@ -169,6 +142,8 @@ def _with_recognizer(ev, clip, path):
 def _cmd_evidence(a) -> None:
     from mevqa.evidence.builder import compute_evidence
 
+    if is_long(a.clip, a.fps):
+        return evidence_long(a)
     clip = load_clip(a.clip, a.fps)
     ev = _with_recognizer(compute_evidence(clip), clip, a.recognizer)
     if a.out:

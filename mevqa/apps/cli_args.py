@@ -40,11 +40,13 @@ EXAMPLES = {
     "au": """examples:
   mevqa au clip.mp4                      AUs of the clip's main expression (spotted first)
   mevqa au clip.mp4 --onset 12 --apex 20 AUs between two frames (0-based)
-  mevqa au clip.mp4 --json""",
+  mevqa au clip.mp4 --json
+  mevqa au interview.mp4                 a video over 2 minutes: read as a stream, frame numbers the file's""",
     "evidence": """examples:
   mevqa evidence clip.mp4                the evidence block the answerer reads
   mevqa evidence clip.mp4 --json         intervals, AUs, emotions, hidden-emotion check, motion curve
-  mevqa evidence clip.mp4 --out shots/   also keyframes, flow maps and the motion plot as PNG""",
+  mevqa evidence clip.mp4 --out shots/   also keyframes, flow maps and the motion plot as PNG
+  mevqa evidence interview.mp4 --json    a video over 2 minutes: read as a stream, one entry per interval""",
     "ask": """examples:
   mevqa ask clip.mp4 "What is the coarse expression class?"
   mevqa ask clip.mp4 "Is the lip corner puller on the left or right?" --json
