@@ -1,4 +1,6 @@
-"""The Gradio chat app: upload a face clip (or use the built-in demo), see the evidence, ask questions.
+"""The Gradio chat app: upload a face clip (or use the built-in demo), see the evidence, ask questions;
+a long video (up to 10 minutes) in its own tab (:mod:`mevqa.apps.long_tab`), a webcam live in another
+(:mod:`mevqa.apps.live_tab`).
 
 The app is a thin view over the library: :func:`mevqa.evidence.builder.compute_evidence` measures the clip
 (the same call the CLI and the batch evaluation make) and :class:`mevqa.answer.agent.Agent` answers from that
@@ -25,8 +27,12 @@ import gradio as gr
 
 from mevqa.answer.agent import Agent, EvidenceBackend
 from mevqa.answer.questions import AU_LIST_QUESTION_PLURAL, COARSE_QUESTION, FINE_QUESTION
+from mevqa.apps import long_view
 from mevqa.apps.chat import NO_CLIP, Session, answer_pending, backend_text, text_of
+from mevqa.apps.live_tab import build_live_tab
+from mevqa.apps.long_tab import build_long_tab
 from mevqa.apps.net import check_port
+from mevqa.apps.page import CSS, JS, TAKE_QUESTION
 from mevqa.apps.uploads import (APP_LIMITS, MAX_UPLOAD_MB, UPLOAD_TYPES, AnalysisCancelled, UploadError,  # noqa: F401
                                 check_upload, demo_clip, evidence_stream, extract_frames_zip, load_upload)
 from mevqa.apps.views import (AU_HEADERS, FLOW_MAX_PX, INTENSITY_NOTE, au_rows, hidden_text, interval_choices, interval_text,
@@ -59,65 +65,6 @@ SUGGESTIONS = (
     "Is this person hiding an emotion?",
     "What happened at 1.2 s?",
 )
-
-CSS = """
-#status {min-height: 2.2em}
-#backend {font-size: 0.9em}
-.note {font-size: 0.8em; opacity: 0.9}
-.suggest button {font-size: 0.82em !important; white-space: normal !important}
-#au-table th, #au-table th * {white-space: nowrap !important}
-#au-table td, #au-table td * {word-break: normal !important; overflow-wrap: normal !important}
-/* Phones: the plot keeps a readable size and scrolls sideways; keyframes in rows of three. */
-@media (max-width: 600px) {
-  .gradio-container {padding: 4px !important}
-  #chat {height: 380px !important}
-  #motion-plot .matplotlib {display: block !important; overflow-x: auto !important}
-  #motion-plot img {min-width: 760px !important; max-width: none !important}
-  #keyframes .grid-container {grid-template-columns: repeat(3, minmax(80px, 1fr)) !important}
-  #keyframes, #keyframes .grid-wrap {height: auto !important; max-height: none !important}
-  #keyframes .caption-label {font-size: 0.75em !important}
-  #au-table table {font-size: 12px !important}
-}
-"""
-
-# Questions are taken from the box in the browser, at the keystroke or click that sends them: the box is
-# emptied at once, so letters typed straight after Enter start the next question, and each question goes
-# into a list the Ask event takes from in order (Gradio itself reads the box later, and drops a second
-# submit while the first is pending).
-JS = """
-() => {
-  window.mevqaQuestions = window.mevqaQuestions || [];
-  const box = () => document.querySelector('#question textarea');
-  const take = () => {
-    const t = box();
-    if (!t) return;
-    const q = t.value.trim();
-    t.value = '';
-    t.dispatchEvent(new Event('input', {bubbles: true}));
-    if (q) window.mevqaQuestions.push(q);
-  };
-  window.mevqaTake = take;
-  document.addEventListener('keydown', (e) => {
-    if (e.target === box() && e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-      e.preventDefault(); e.stopImmediatePropagation();
-      take();
-      document.querySelector('#ask-button')?.click();
-    }
-  }, true);
-  document.addEventListener('pointerdown', (e) => {
-    if (e.target.closest && e.target.closest('#ask-button')) take();
-  }, true);
-}
-"""
-# Ask reached without a pointer (keyboard focus + Space) finds the list empty: take the box then. Without
-# the page script (an embedding that drops it) Gradio's own value is used.
-TAKE_QUESTION = """(q, s) => {
-  const Q = window.mevqaQuestions;
-  if (!Q || !window.mevqaTake) return [q, s];
-  if (!Q.length) window.mevqaTake();
-  return [Q.shift() || '', s];
-}"""
-
 
 def _fps_or_none(fps) -> float | None:
     return float(fps) if fps else None  # 0 or empty: use the file's own rate or the dataset's
@@ -158,6 +105,8 @@ def evidence_views(ev: Evidence, session: Session) -> tuple:
 def _failure(message: str, session: Session) -> tuple:
     # Paths of Gradio's temporary upload folder mean nothing to the user: keep only the file name.
     message = _strip_temp_paths(message)
+    if "is over the limit of" in message and " s; trim" in message:  # a long video: say where it goes
+        message += f" (or use the Long video tab: up to {long_view.LONG_MAX_SECONDS / 60:g} min)"
     gr.Warning(f"Could not use this clip: {message}")
     shown = Path(session.evidence.clip).name if session.evidence is not None else None
     keep = f"  \nThe evidence below is still that of **{shown}**." if shown else ""
@@ -207,9 +156,11 @@ def analyse_events(load, name: str, session: Session) -> Iterator[tuple]:
 
 
 def build_app(agent: Agent | None = None, *, limits: ClipLimits = APP_LIMITS, max_upload_mb: float = MAX_UPLOAD_MB,
-              demo_on_start: bool = True) -> gr.Blocks:
-    """The app's Blocks. ``agent`` defaults to the evidence-only backend; with ``demo_on_start`` each new
-    session opens on the built-in demo clip."""
+              demo_on_start: bool = True, long_options: dict | None = None) -> gr.Blocks:
+    """The app's Blocks: the Clip, Long video (:mod:`mevqa.apps.long_tab`) and Webcam
+    (:mod:`mevqa.apps.live_tab`) tabs. ``agent`` defaults to the evidence-only backend; with
+    ``demo_on_start`` each new session opens on the built-in demo clip; ``long_options``: keyword
+    arguments of :func:`~mevqa.apps.long_tab.build_long_tab` (tests use short windows)."""
     agent = agent or Agent()
     # A loaded model answers one question at a time (one copy of the weights); the evidence-only
     # backend is cheap and thread-safe.
@@ -221,56 +172,62 @@ def build_app(agent: Agent | None = None, *, limits: ClipLimits = APP_LIMITS, ma
         session = gr.State(Session())
         gr.Markdown("## mevqa: ask about facial micro-expressions in a clip")
         gr.Markdown(RESPONSIBLE_USE, elem_classes="note", elem_id="responsible-use")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=300):
-                with gr.Row():
-                    # No file_types filter here: Gradio would refuse other types with its own error,
-                    # bypassing the status line; check_upload gives the same refusal in our words.
-                    upload = gr.File(label=f"Clip: a video or a zip of frames (max {max_upload_mb:g} MB, "
-                                           f"{limits.max_seconds:g} s)",
-                                     height=110, elem_id="upload", scale=3, min_width=200)
-                    with gr.Column(scale=1, min_width=150):
-                        fps = gr.Number(value=0, label="fps (frame folders; 0 = auto)", precision=2, minimum=0,
-                                        maximum=1000)
-                        analyse_btn = gr.Button("Analyse", variant="primary", size="sm")
-                        demo_btn = gr.Button("Use the demo clip", size="sm")
-                        cancel_btn = gr.Button("Cancel analysis", size="sm", variant="stop", interactive=False,
-                                               elem_id="cancel")
-                gr.Markdown(f"Accepted: {', '.join(t.strip('.') for t in UPLOAD_TYPES)}.", elem_classes="note")
-                status = gr.Markdown(NO_CLIP, elem_id="status")
-                # The figure's own title names the clip; a component label would sit on top of it.
-                plot = gr.Plot(show_label=False, elem_id="motion-plot")
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab(f"Clip (up to {limits.max_seconds:g} s)", id="clip"):
                 with gr.Row(equal_height=False):
-                    pick = gr.Dropdown(choices=[], label="Interval", interactive=True, elem_id="interval",
-                                       scale=1, min_width=220)
-                    with gr.Column(scale=2, min_width=300):  # under the list on phones
-                        iv_text = gr.Markdown(elem_id="interval-text")
-                # Captions above, not as component labels: a label floats over the first tile.
-                gr.Markdown("**Onset, apex and offset frames, the onset-to-apex flow map and its colour key** "
-                            f"(the key's rim is {FLOW_MAX_PX:g} px of motion; brighter = larger)",
-                            elem_classes="note")
-                frames = gr.Gallery(show_label=False, columns=5, height=190, object_fit="contain",
-                                    allow_preview=True, elem_id="keyframes")
-                gr.Markdown(f"**Action units per interval** ({INTENSITY_NOTE})", elem_classes="note")
-                table = gr.Dataframe(headers=AU_HEADERS, show_label=False, interactive=False, wrap=True,
-                                     max_height=420, column_widths=["7%", "15%", "37%", "18%", "23%"],
-                                     elem_id="au-table")
-                hidden = gr.Markdown(elem_id="hidden")
-            with gr.Column(scale=2, min_width=300):
-                gr.Markdown(backend_text(agent), elem_id="backend")
-                gr.Markdown("**Questions about the clip on screen**", elem_classes="note")
-                # Per-message copy only: the toolbar of share/copy-all buttons sat over the first message.
-                chat = gr.Chatbot(show_label=False, height=440, elem_id="chat", buttons=["copy"], feedback_options=None,
-                                  placeholder="Ask about the clip, or click a suggestion below.")
-                with gr.Row():
-                    msg = gr.Textbox(placeholder="e.g. Which action units are shown?", show_label=False,
-                                     scale=5, elem_id="question", submit_btn=False, min_width=160)
-                    send = gr.Button("Ask", variant="primary", scale=1, min_width=60, elem_id="ask-button")
-                gr.Markdown("Suggestions (MEGC question types):", elem_classes="note")
-                with gr.Column(elem_classes="suggest"):
-                    buttons = [gr.Button(q, size="sm") for q in SUGGESTIONS]
-                clear = gr.Button("Clear chat", size="sm", variant="secondary")
-                api_ask = gr.Button("ask (API)", visible=False)
+                    with gr.Column(scale=3, min_width=300):
+                        with gr.Row():
+                            # No file_types filter here: Gradio would refuse other types with its own error,
+                            # bypassing the status line; check_upload gives the same refusal in our words.
+                            upload = gr.File(label=f"Clip: a video or a zip of frames (max {max_upload_mb:g} MB, "
+                                                   f"{limits.max_seconds:g} s)",
+                                             height=110, elem_id="upload", scale=3, min_width=200)
+                            with gr.Column(scale=1, min_width=150):
+                                fps = gr.Number(value=0, label="fps (frame folders; 0 = auto)", precision=2, minimum=0,
+                                                maximum=1000)
+                                analyse_btn = gr.Button("Analyse", variant="primary", size="sm")
+                                demo_btn = gr.Button("Use the demo clip", size="sm")
+                                cancel_btn = gr.Button("Cancel analysis", size="sm", variant="stop", interactive=False,
+                                                       elem_id="cancel")
+                        gr.Markdown(f"Accepted: {', '.join(t.strip('.') for t in UPLOAD_TYPES)}.", elem_classes="note")
+                        status = gr.Markdown(NO_CLIP, elem_id="status")
+                        # The figure's own title names the clip; a component label would sit on top of it.
+                        plot = gr.Plot(show_label=False, elem_id="motion-plot")
+                        with gr.Row(equal_height=False):
+                            pick = gr.Dropdown(choices=[], label="Interval", interactive=True, elem_id="interval",
+                                               scale=1, min_width=220)
+                            with gr.Column(scale=2, min_width=300):  # under the list on phones
+                                iv_text = gr.Markdown(elem_id="interval-text")
+                        # Captions above, not as component labels: a label floats over the first tile.
+                        gr.Markdown("**Onset, apex and offset frames, the onset-to-apex flow map and its colour key** "
+                                    f"(the key's rim is {FLOW_MAX_PX:g} px of motion; brighter = larger)",
+                                    elem_classes="note")
+                        frames = gr.Gallery(show_label=False, columns=5, height=190, object_fit="contain",
+                                            allow_preview=True, elem_id="keyframes")
+                        gr.Markdown(f"**Action units per interval** ({INTENSITY_NOTE})", elem_classes="note")
+                        table = gr.Dataframe(headers=AU_HEADERS, show_label=False, interactive=False, wrap=True,
+                                             max_height=420, column_widths=["7%", "15%", "37%", "18%", "23%"],
+                                             elem_id="au-table")
+                        hidden = gr.Markdown(elem_id="hidden")
+                    with gr.Column(scale=2, min_width=300):
+                        gr.Markdown(backend_text(agent), elem_id="backend")
+                        gr.Markdown("**Questions about the clip on screen**", elem_classes="note")
+                        # Per-message copy only: the toolbar of share/copy-all buttons sat over the first message.
+                        chat = gr.Chatbot(show_label=False, height=440, elem_id="chat", buttons=["copy"], feedback_options=None,
+                                          placeholder="Ask about the clip, or click a suggestion below.")
+                        with gr.Row():
+                            msg = gr.Textbox(placeholder="e.g. Which action units are shown?", show_label=False,
+                                             scale=5, elem_id="question", submit_btn=False, min_width=160)
+                            send = gr.Button("Ask", variant="primary", scale=1, min_width=60, elem_id="ask-button")
+                        gr.Markdown("Suggestions (MEGC question types):", elem_classes="note")
+                        with gr.Column(elem_classes="suggest"):
+                            buttons = [gr.Button(q, size="sm") for q in SUGGESTIONS]
+                        clear = gr.Button("Clear chat", size="sm", variant="secondary")
+                        api_ask = gr.Button("ask (API)", visible=False)
+            with gr.Tab(f"Long video (up to {long_view.LONG_MAX_SECONDS / 60:g} min)", id="long"):
+                build_long_tab(max_upload_mb=max_upload_mb, **(long_options or {}))
+            with gr.Tab("Webcam (live)", id="webcam"):
+                build_live_tab()
 
         outputs = [status, plot, table, pick, frames, iv_text, hidden, chat, cancel_btn]
 
