@@ -278,12 +278,41 @@ def test_a_held_action_counts_only_above_the_resting_level():
     codes = au.AU_CODES
     k = codes.index("AU12")
     feats = _feats(AU12=(0.0, 0.02))  # the left corner moved
-    feats.state[k] = 0.9                # the model scores a smile held through the interval...
-    feats.held[k] = 0.0                 # ...that is the face's resting level: not an action
+    feats.state[k] = 0.9                # the model scores a smile through the interval...
+    feats.raised = np.zeros((len(codes), 2))  # ...that is the face's resting level: not an action
     assert {a.code: a for a in au.decide_aus(feats)}["AU12"].side == "left"
     feats = _feats()
     feats.state[k] = 0.9
+    feats.raised = np.zeros((len(codes), 2))
     assert not {a.code: a for a in au.decide_aus(feats)}["AU12"].present
-    feats.held[k] = 0.5                 # held 0.5 above the resting level: a broad smile held
+    feats.raised[k] = 0.5               # 0.5 above the resting level, whether or not it grew since the onset
     got = {a.code: a for a in au.decide_aus(feats)}["AU12"]
-    assert got.present and got.source == "blendshape held", got
+    assert got.present and got.side == "both" and got.source == "blendshape state", got
+
+
+def test_a_side_is_reported_only_with_a_margin():
+    """A one-sided AU needs the weaker side under its own threshold (FACS: an action on both halves is
+    bilateral, however asymmetric) and below half the stronger, and the difference itself above
+    ``side_margin`` thresholds (1); an action barely over its threshold on one side and under it on the
+    other is "both", whichever side the noise favoured."""
+    t = au.AUConfig().flow_floor
+    feats = _feats(AU12=(0.0, 3 * t))   # left only, clearly
+    assert {a.code: a for a in au.decide_aus(feats)}["AU12"].side == "left"
+    feats = _feats(AU12=(0.6 * t, 1.05 * t))   # ratio 0.57: both
+    assert {a.code: a for a in au.decide_aus(feats)}["AU12"].side == "both"
+    feats = _feats(AU12=(0.4 * t, 1.3 * t))   # ratio 0.31, but only 0.9 thresholds apart: both
+    assert {a.code: a for a in au.decide_aus(feats)}["AU12"].side == "both"
+    feats = _feats(AU12=(0.4 * t, 1.5 * t))   # 1.1 thresholds apart: left
+    assert {a.code: a for a in au.decide_aus(feats)}["AU12"].side == "left"
+    feats = _feats(AU12=(1.3 * t, 3.8 * t))   # ratio 0.34, but the right corner clears its threshold too
+    assert {a.code: a for a in au.decide_aus(feats)}["AU12"].side == "both"
+
+
+def test_lips_held_apart_are_au25():
+    """FACS scores AU25 on the lips being apart: lips held apart through the interval (above the clip's resting
+    gap) are read, although they part no further between onset and apex; a face at rest is not."""
+    feats = _feats()
+    assert not {a.code: a for a in au.decide_aus(feats)}["AU25"].present
+    feats.lips_apart = 0.2              # IOD above the resting gap, from onset to apex
+    got = {a.code: a for a in au.decide_aus(feats)}["AU25"]
+    assert got.present and got.source == "lips held apart" and got.side == "both", got

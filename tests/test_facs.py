@@ -328,3 +328,25 @@ def test_raised_brows_over_shut_eyes_read_crying_not_surprise():
     surprise = [c for c in emotion_candidates(["AU1", "AU2", "AU43"]) if c.fine == "surprise"][0]
     assert "against: AU43" in surprise.rule
     assert _top(["AU1", "AU2"]).fine == "surprise"
+
+
+def test_laughter_accepts_a_one_sided_cheek_or_upper_lip():
+    """The smile must be bilateral; the laugh's AU6 / AU10 may be stronger on one side (a turned head), and the
+    knit brows it drags then do not make a crying grimace."""
+    from mevqa.facs.emotions import laughter
+
+    aus = [("AU12", "both", 0.8), ("AU25", "both", 1.0), ("AU10", "right", 0.9), ("AU6", "right", 0.6),
+           ("AU1", "both", 1.0), ("AU4", "both", 0.9), ("AU43", "right", 0.9)]
+    assert laughter({c: (s, v) for c, s, v in aus}) > 0.7
+    top = _top(aus)
+    assert top.fine == "happiness" and "laughter spill-over" in top.rule, emotion_candidates(aus)
+
+
+def test_suppression_needs_closed_lips_and_a_squeezed_grimace_is_crying():
+    """Repression's suppression (AU14/AU17/AU24) holds the mouth closed: with lips apart it does not fire. A lip
+    corner puller under a raised chin and eyes squeezed shut is the crying grimace."""
+    names = {c.rule.split(",")[0] for c in emotion_candidates(["AU17", "AU25", "AU12", "AU10"])}
+    assert "AU14/AU17/AU24 (suppression)" not in names
+    assert _top(["AU17"], dataset="casme2").fine == "repression"
+    top = _top(["AU12", "AU17", "AU43", "AU26", "AU6"])
+    assert top.fine == "sadness" and "crying grimace" in top.rule, emotion_candidates(["AU12", "AU17", "AU43", "AU26"])

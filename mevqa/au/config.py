@@ -19,7 +19,8 @@ class AUConfig:
     ``flow_floor`` (IOD, 0.003 = 0.23 px in the 224 px crop): the least region displacement read as a
     muscle action, about the sub-pixel accuracy of DIS flow on skin texture; ``thresholds`` overrides
     it per AU. ``noise_k``: every measurement must also exceed this many robust sigmas of the same
-    measurement on the null pair (4: about 1 false AU in 15 000 side measurements under Gaussian noise).
+    measurement on the null pair (4: about 1 false AU in 15 000 side measurements under Gaussian noise);
+    ``null_pairs``: how many 0.1 s null pairs back to back before the onset give the noise (their median).
     ``geometry_floor`` (IOD): landmark changes must exceed about three times the frame-to-frame jitter
     of the Face Landmarker's landmarks on a still face (~1 px = 0.013 IOD).
     ``blend_change``: a blendshape score that changes by this much from onset to apex is the action
@@ -30,7 +31,12 @@ class AUConfig:
     ``blend_rise`` and by twice its own noise), else the flow evidence is capped at ``veto_cap``
     thresholds (not present on its own).
     ``weights``: how much each measurement counts when they are fused (see :mod:`mevqa.au.rules`).
-    ``asymmetry_ratio``: weaker side / stronger side below this -> a one-sided AU.
+    ``asymmetry_ratio``: weaker side / stronger side below this, with the weaker side under its own threshold
+    (an action on both halves is bilateral, however asymmetric) -> a one-sided AU, and only when the stronger
+    side also exceeds the weaker by ``side_margin`` thresholds (1: the difference between the halves must
+    itself be as large as a detection; with ``asymmetry_ratio`` 0.5 it binds for AUs under two thresholds): a side is a measurement too, and a near-symmetric action whose halves differ by
+    less than the noise (or than a mirrored copy of the same face reads them) is "both", not a side that
+    flips with the noise.
     ``jaw_coupling``: where on the mouth midline (0 = upper lip, 1 = lower lip) lip corners are
     measured from, so an opening jaw does not read as corners moving down.
     ``full_scale``: evidence (in thresholds) that maps to intensity 1.0.
@@ -44,6 +50,7 @@ class AUConfig:
     flow_floor: float = 0.003
     thresholds: Mapping[str, float] = field(default_factory=dict)
     noise_k: float = 4.0
+    null_pairs: int = 3
     geometry_floor: float = 0.04
     blend_change: float = 0.15
     blend_state: float = 0.5
@@ -52,6 +59,7 @@ class AUConfig:
     veto_cap: float = 0.9
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     asymmetry_ratio: float = 0.5
+    side_margin: float = 1.0
     jaw_coupling: float = 0.4
     full_scale: float = 8.0
     model_path: str | None = None

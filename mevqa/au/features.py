@@ -17,8 +17,9 @@ corner (so an opening jaw or a rising mouth is not a corner action, and laughter
 
 Noise
 -----
-The same measurements on a **null pair**: the onset frame against the frame 0.1 s before it. The
-robust spread of the null measurements over all AUs and sides (1.4826 MAD) is
+The same measurements on **null pairs**: the onset frame against the frame 0.1 s before it, and that one
+against the frame 0.1 s before it (``null_pairs`` in all). The median over the pairs of the robust spread
+of the null measurements over all AUs and sides (1.4826 MAD) is
 the local noise of this clip at this time (compression, lighting, ongoing motion); thresholds are a
 multiple of it, so nothing calibrated on one kind of footage decides on another.
 
@@ -26,8 +27,9 @@ Macro scale
 -----------
 Landmark geometry (lip corners relative to the lip line, the inner-lip gap for AU25, nose-to-chin for
 AU26, the eye aperture for AU43), and the Face Landmarker's blendshape scores where the front end has
-them (:data:`BLENDSHAPE_AUS`): their change from onset to apex, and their level at the apex (an action
-held through the interval, as in laughter, changes little between onset and apex).
+them (:data:`BLENDSHAPE_AUS`): their change from onset to apex, and their highest level from onset to apex
+above the clip's resting level (an action held through the interval, as in laughter, changes little between
+onset and apex); and the inner lips' gap held from onset to apex above the clip's resting gap (AU25).
 """
 from __future__ import annotations
 
@@ -92,7 +94,8 @@ class AUFeatures:
     ``flow``, ``geometry``: displacement in IOD along the AU's direction; ``blend``: blendshape score
     change onset -> apex; ``state``: the highest blendshape score from onset to apex, ``grown``: how far
     above its onset level, ``held``: the lowest score from onset to apex above the clip's resting level (its 5th percentile; NaN where the front end has no
-    blendshapes). ``noise``, ``geometry_noise``, ``blend_noise``: robust spread of the same measurement
+    blendshapes), ``raised``: the highest score from onset to apex above that resting level (what the rules read).
+    ``lips_apart``: the smallest gap between the inner lips from onset to apex (IOD; lips held apart). ``noise``, ``geometry_noise``, ``blend_noise``: robust spread of the same measurement
     on the null pair (see the module notes); ``rigid``: RMS flow left at the rigid points (IOD).
     """
 
@@ -107,6 +110,8 @@ class AUFeatures:
     blend_noise: float = 0.0
     rigid: float = 0.0
     held: np.ndarray | None = None
+    raised: np.ndarray | None = None
+    lips_apart: float = 0.0
 
     def vector(self, config: AUConfig | None = None) -> np.ndarray:
         """Flat feature vector for :func:`mevqa.au.linear.fit_linear`: per AU the stronger and the weaker
@@ -315,6 +320,18 @@ def _baseline(track) -> np.ndarray:
     return out
 
 
+def _lips_apart(lm: np.ndarray, i0: int, i1: int, iod: float) -> float:
+    """Smallest vertical gap between the inner lips (upper: 13, 82, 312; lower: 14, 87, 317) from frame i0 to
+    i1 above the clip's resting gap, in IOD: lips held apart through the interval (a laugh already under way at the onset) are AU25 even
+    where they part no further between onset and apex."""
+    up, low = _idx("upper_inner_lip"), _idx("lower_inner_lip")
+    gap = (lm[:, low, 1].mean(axis=1) - lm[:, up, 1].mean(axis=1)) / iod
+    part = gap[i0:i1 + 1]
+    # above the person's own resting gap (the clip's 5th percentile), as for the blendshapes: FACS codes against
+    # the neutral face, and some faces rest with the lips slightly apart
+    return float(part.min() - np.percentile(gap, 5)) if part.size else 0.0
+
+
 def _spread(x: np.ndarray) -> float:
     """Robust sigma (1.4826 MAD about zero) of measurements that should be zero."""
     v = np.abs(np.asarray(x, float)[np.isfinite(x)])
@@ -339,19 +356,27 @@ def measure(front, i0: int, i1: int, config: AUConfig) -> tuple[AUFeatures, np.n
     fl = _flow_measure(flow, lm[i0], iod, radius, config.jaw_coupling)
     # The null pair: the onset against the frame 0.1 s before it (the first frames when the onset is the
     # clip's first). Short, so that it measures the flow's error here, not an expression under way.
+    # ``null_pairs`` such pairs back to back (0.1 s each, before the onset) give the median spread: one pair
+    # can catch a blink or a jolt of the laugh and raise the bar four-fold for one reading and not for
+    # another reading of the same moment (a mirrored or recompressed copy).
     gap = max(1, round(0.1 * front.fps))
-    j0, j1 = (max(0, i0 - gap), i0) if i0 > 0 else (0, min(gap, n - 1))
-    null_flow = _flow_pairs(front, [j0], [j1], config.flow_method, radius)
-    null_fl = _flow_measure(null_flow, lm[j0], iod, radius, config.jaw_coupling)
+    pairs = [(i0 - (m + 1) * gap, i0 - m * gap) for m in range(max(1, config.null_pairs))]
+    pairs = [(a, b) for a, b in pairs if a >= 0] or [(0, min(gap, n - 1))]
+    j0 = pairs[0][0]
 
     def pts(i):  # landmarks averaged over +-1 frame (tracker jitter)
         return lm[max(0, i - 1):min(n, i + 2)].mean(axis=0)
     geo = _geometry_measure(pts(i0), pts(i1), RIGID_INDICES, iod, config.jaw_coupling)
-    null_geo = _geometry_measure(pts(j0), pts(j1), RIGID_INDICES, iod, config.jaw_coupling)
     rows = [k for k, c in enumerate(AU_CODES) if c in GEOMETRY_AUS]
+    noise, geometry_noise = [], []
+    for a, b in pairs:
+        null_fl = _flow_measure(_flow_pairs(front, [a], [b], config.flow_method, radius), lm[a], iod, radius,
+                                config.jaw_coupling)
+        noise.append(_spread(null_fl))
+        geometry_noise.append(_spread(_geometry_measure(pts(a), pts(b), RIGID_INDICES, iod, config.jaw_coupling)[rows]))
 
     b0, b1, bn = _blendshapes(front.track, i0), _blendshapes(front.track, i1), _blendshapes(front.track, j0)
-    blend = state = grown = held = None
+    blend = state = grown = held = raised = None
     blend_noise = 0.0
     if b0 is not None and b1 is not None:
         # The state is the highest level between onset and apex: the apex (the frame of most motion)
@@ -361,12 +386,15 @@ def measure(front, i0: int, i1: int, config: AUConfig) -> tuple[AUFeatures, np.n
         held = np.where(np.isnan(rise).all(axis=0), np.nan, np.nanmin(np.nan_to_num(rise, nan=np.inf), axis=0))
         # held above the person's own resting level (FACS codes against the neutral face): the clip's
         # 5th-percentile score; a face the model scores 0.9 "smiling" at rest holds no smile
-        held = held - _baseline(front.track)
+        rest = _baseline(front.track)
+        held = held - rest
+        raised = state - rest
         blend = b1 - b0
         grown = state - b0
         blend_noise = _spread(b0 - bn) if bn is not None else 0.0
     head = front.head_points(i0)
     rigid = float(np.sqrt((sample_points(flow, head, radius=radius) ** 2).sum(-1).mean()) / iod)
-    feats = AUFeatures(AU_CODES, fl, geo, blend, state, grown, noise=_spread(null_fl),
-                       geometry_noise=_spread(null_geo[rows]), blend_noise=blend_noise, rigid=rigid, held=held)
+    feats = AUFeatures(AU_CODES, fl, geo, blend, state, grown, noise=float(np.median(noise)),
+                       geometry_noise=float(np.median(geometry_noise)), blend_noise=blend_noise, rigid=rigid, held=held,
+                       raised=raised, lips_apart=_lips_apart(lm, i0, i1, iod))
     return feats, flow

@@ -5,9 +5,10 @@ Fusion
 Every measurement is turned into evidence in units of its own threshold: flow over
 ``max(floor, noise_k x flow noise)``, geometry over ``max(geometry_floor, noise_k x geometry noise)``,
 blendshape change over ``max(blend_change, noise_k x blendshape noise)``, blendshape level at the apex
-over ``blend_state`` (its highest level from onset to apex, and only where it grew above the onset's
-by a third of ``blend_change``, or held clearly present at every frame from onset to apex: the resting
-face's own slight smile is not an action, a broad laugh held while the brows move is). Each is multiplied by its weight (:data:`mevqa.au.config.DEFAULT_WEIGHTS`) and the
+over ``blend_state`` (its highest level from onset to apex, and only where that level is ``blend_change``
+above the clip's resting level: the resting face's own slight smile is not an action, a broad laugh already
+under way at the onset is), lips held apart from onset to apex (above the clip's resting gap) over the
+geometry threshold for AU25. Each is multiplied by its weight (:data:`mevqa.au.config.DEFAULT_WEIGHTS`) and the
 AU's evidence on a side is the strongest of them: flow sees sub-pixel micro-expressions that blendshapes
 miss (a 2 px brow raise changes them by 0.01-0.07), blendshapes and geometry see large actions where flow
 breaks down (lips parting over teeth). Where a region moves more than ``macro_flow`` (a displacement the
@@ -31,7 +32,14 @@ evidence on that side is capped at ``veto_cap`` and its ``source`` says which AU
 Sides and intensity
 -------------------
 ``side`` is "left", "right" or "both" in the subject's own left and right. An AU is one-sided when the
-weaker side's evidence is below ``asymmetry_ratio`` times the stronger side's. ``intensity`` in [0, 1] is
+weaker side shows no action of its own (its evidence under the threshold, 1: an AU that clears its threshold
+on both halves is bilateral, however asymmetric, as FACS scores it) and is below ``asymmetry_ratio`` times the
+stronger side's, **and** the stronger side
+exceeds the weaker by at least ``side_margin`` thresholds: evidence is in units of a threshold of at least
+four noise sigmas, so the default 1 asks the difference between the halves to be as large as a detection
+(with ``asymmetry_ratio`` 0.5 it binds for AUs under two thresholds). Without it, an action barely present on one side and barely absent on
+the other is given the side that the noise, the JPEG blocks or the tracker's own left-right asymmetry
+favour, and a mirrored copy of the video need not read the other side. ``intensity`` in [0, 1] is
 the evidence over ``full_scale`` (8 thresholds = 1.0); :func:`mevqa.au.results.intensity_letter` maps it
 to FACS letters A-E in fifths.
 """
@@ -68,20 +76,26 @@ def _evidence_by_source(feats: AUFeatures, k: int, config: AUConfig) -> dict[str
     if feats.blend is not None and np.isfinite(feats.blend[k]).all():
         t_blend = max(config.blend_change, config.noise_k * feats.blend_noise)
         out["blendshape change"] = w.get("blendshape change", 1.0) * feats.blend[k] / t_blend
-    if feats.state is not None and np.isfinite(feats.state[k]).all() and feats.grown is not None:
-        # A held action counts only where it grew after the onset (by a third of a change's threshold): a
-        # face that rests with a slight smile does not smile in every interval.
-        # (on either side: a smile held on both sides that grew more on one is still bilateral)
-        # An action held clearly present through the whole interval (its level clears the state's bar and its
-        # lowest level from onset to apex stays a change's threshold above the face's resting level) is on the
-        # face too: a broad laugh held while the brows move.
+    if feats.state is not None and np.isfinite(feats.state[k]).all() and feats.raised is not None \
+            and np.isfinite(feats.raised[k]).all():
+        # A state counts where the face shows it above the person's own resting level (FACS codes against the
+        # neutral face; the resting level is the clip's 5th percentile): a face that rests with a slight smile
+        # does not smile in every interval, and a broad laugh already under way at the onset is still on the
+        # face. One bar for both sides (a smile held on both sides that grew more on one is still bilateral),
+        # and no test of how much it grew between onset and apex: that knife edge (a few hundredths) decided
+        # whether a held laugh was read at all, and moved with the frame rate or JPEG noise.
         w_state = w.get("blendshape state", 1.0)
+        shown = np.nanmax(feats.raised[k]) >= config.blend_change
+        out["blendshape state"] = np.where(shown, w_state * feats.state[k] / config.blend_state, 0.0)
+    elif feats.state is not None and np.isfinite(feats.state[k]).all() and feats.grown is not None:
+        # measurements without a resting level: the state counts where it grew after the onset
         grew = np.nanmax(feats.grown[k]) >= config.blend_change / 3
-        if not grew and feats.held is not None and np.isfinite(feats.held[k]).all():
-            held = bool(np.nanmax(feats.held[k]) >= config.blend_change)
-            out["blendshape held"] = np.where(held, w_state * feats.state[k] / config.blend_state, 0.0)
-            return out
-        out["blendshape state"] = np.where(grew, w_state * feats.state[k] / config.blend_state, 0.0)
+        out["blendshape state"] = np.where(grew, w.get("blendshape state", 1.0) * feats.state[k] / config.blend_state, 0.0)
+    if code == "AU25" and feats.lips_apart > 0:
+        # lips held apart through the interval (their smallest inner gap from onset to apex, over the geometry
+        # floor): FACS scores AU25 on the lips being apart, also where they part no further (a laugh under way)
+        t_geo = max(config.geometry_floor, config.noise_k * feats.geometry_noise)
+        out["lips held apart"] = np.full(2, w.get("blendshape state", 1.0) * feats.lips_apart / t_geo)
     return out
 
 
@@ -145,7 +159,7 @@ def decide_aus(feats: AUFeatures, *, config: AUConfig = AUConfig(), model: Linea
         side = "both"
         if code not in MIDLINE_AUS:
             lo, hi = sorted((max(right, 0.0), max(left, 0.0)))
-            if hi > 0 and lo < config.asymmetry_ratio * hi:
+            if hi > 0 and lo < min(1.0, config.asymmetry_ratio * hi) and hi - lo >= config.side_margin:
                 side = "left" if left > right else "right"
         intensity = min(1.0, max(e, 0.0) / config.full_scale) if present else 0.0
         out.append(AUActivation(code, au_name(code), side, round(intensity, 4), round(score, 4), bool(present),

@@ -129,14 +129,17 @@ def laughter(observed: Mapping[str, tuple[str, float]]) -> float:
     Laughter is the EMFACS happiness prototype with the lips apart: a bilateral lip corner puller (AU12)
     with lips part or jaw drop (AU25/AU26) and a cheek raiser (AU6) or the upper lip raised over the teeth
     (AU10), and neither a lip corner depressor (AU15) nor a lip stretcher (AU20), which make the mouth of a
-    crying face instead. The score is the weakest of AU12, the mouth opening and AU6/AU10.
+    crying face instead. The score is the weakest of AU12, the mouth opening and AU6/AU10. The smile itself
+    must be bilateral (a one-sided corner pull is contempt's); AU6 and AU10 may be stronger on one side, as
+    they often are in a laugh with the head turned.
     """
-    def score(code):
+    def score(code, *, bilateral=True):
         side, sc = observed.get(code, ("both", 0.0))
-        return sc if side == "both" else 0.0
+        return sc if side == "both" or not bilateral else 0.0
     if any(c in observed for c in ("AU15", "AU20")):
         return 0.0
-    return min(score("AU12"), max(score("AU25"), score("AU26")), max(score("AU6"), score("AU10")))
+    return min(score("AU12"), max(score("AU25"), score("AU26")),
+               max(score("AU6", bilateral=False), score("AU10", bilateral=False)))
 
 
 # Strengths are hand-set on a 0-1 scale: 0.85-0.9 for the full EMFACS prototypes, 0.6-0.8 for
@@ -213,13 +216,20 @@ _RULES: tuple[_Rule, ...] = (
           support=("AU43", "AU17", "AU15", "AU20")),
     _Rule("sadness", "AU12 with AU4 and AU15/AU17/AU20 (crying grimace)", 0.75, all_of=("AU4", "AU12"),
           any_of=(("AU15", "AU17", "AU20"),), support=("AU1", "AU43")),
+    # ... and the grimace read on the mouth and eyes where the brows are not measured as moving (a clip that
+    # starts mid-cry, brows already knit at the onset): corners pulled under a raised chin and eyes squeezed
+    # shut. Neither AU17 nor closed eyes belong to a smile (CONFLICTS); with lips apart this is no suppression.
+    _Rule("sadness", "AU12 with AU17 and AU43 (crying grimace: chin raised, eyes squeezed shut)", 0.7,
+          all_of=("AU12", "AU17", "AU43"), support=("AU4", "AU1", "AU15", "AU20", "AU6")),
     _Rule("sadness", "AU6+AU15 (EMFACS sadness)", 0.6, all_of=("AU6", "AU15"), support=("AU1", "AU4", "AU17")),
     _Rule("sadness", "AU15 (lip corner depressor)", 0.4, all_of=("AU15",), support=("AU17", "AU1")),
     # Repression (CASME II only): AU14, AU15, AU17, AU24 alone or combined (Yan et al. 2014).
     _Rule("repression", "AU15+AU17", 0.55, all_of=("AU15", "AU17"),
           datasets={d: 0.7 for d in _CASME}),
+    # Suppression keeps the mouth closed (the chin pushes the lower lip up, the lips press, the corners
+    # tighten): with the lips apart or the jaw dropped nothing is being held back.
     _Rule("repression", "AU14/AU17/AU24 (suppression)", 0.5, any_of=(("AU14", "AU17", "AU24"),),
-          datasets={"samm": 0.2, **{d: 0.6 for d in _CASME}}),
+          none_of=("AU25", "AU26"), datasets={"samm": 0.2, **{d: 0.6 for d in _CASME}}),
     _Rule("repression", "AU15 (CASME II criterion)", 0.35, all_of=("AU15",),
           datasets={"samm": 0.15, **{d: 0.45 for d in _CASME}}),
 )
