@@ -57,3 +57,23 @@ def test_live_run_reports_events_as_they_come(real_video):
     assert rows and any("AU12" in r[3] for r in rows), rows  # the laugh (lip corner puller)
     assert all(0 <= float(r[1].split("-")[0]) < 8.5 for r in rows)  # times since the camera started
     assert "Stopped" in live_status(run) and f"{len(rows)} expression(s)" in live_status(run)
+
+
+def test_webcams_at_once_are_bounded():
+    """More webcams than the server analyses at once get a notice, not another analysis thread."""
+    from mevqa.apps import live_tab
+
+    frame = np.zeros((120, 160, 3), np.uint8)
+    states = [live_tab.LiveState() for _ in range(live_tab.MAX_LIVE_RUNS + 1)]
+    try:
+        assert all(st.put(frame) for st in states)  # each starts (or tries to start) a run
+        assert [st.busy for st in states] == [False] * live_tab.MAX_LIVE_RUNS + [True]
+        assert states[-1].run is None
+    finally:
+        for st in states:
+            if st.run is not None:
+                st.run.stop()
+                st.run.thread.join(timeout=20)
+    assert not any(st.run.alive for st in states[:-1])
+    # a black picture: the run ends with one line, no traceback
+    assert "no face" in live_tab.live_status(states[0].run) or "stopped" in live_tab.live_status(states[0].run).lower()

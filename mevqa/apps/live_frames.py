@@ -128,8 +128,8 @@ class FrameFeed:
             if wait > 0:
                 time.sleep(wait)
             with self.arrived:
-                if time.perf_counter() - self.last_arrival > self.idle:
-                    return  # the camera was stopped
+                if due - self.last_arrival > self.idle:
+                    return  # the camera was stopped (frames before that are still sent, however late)
                 if not self.times:
                     return
                 if due < self.times[0] - 1.0 / self.fps:  # fell behind the history: skip ahead

@@ -22,12 +22,29 @@ IDLE = ("Start the camera (the button under the picture): expressions are listed
         "about 1-2 s after they end. Frames are analysed in memory and dropped.")
 
 
+#: Webcams analysed at once by this server (each takes most of a core); more wait with a notice.
+MAX_LIVE_RUNS = 2
+_RUNS: list[LiveRun] = []
+_RUNS_LOCK = threading.Lock()
+
+
+def _start_run(fps: float) -> LiveRun | None:
+    """A new run if fewer than :data:`MAX_LIVE_RUNS` are live on this server, else None."""
+    with _RUNS_LOCK:
+        _RUNS[:] = [r for r in _RUNS if r.alive]
+        if len(_RUNS) >= MAX_LIVE_RUNS:
+            return None
+        _RUNS.append(LiveRun(fps=fps))
+        return _RUNS[-1]
+
+
 class LiveState:
     """One browser session's webcam run (a fresh copy per session; see :class:`mevqa.apps.chat.Session`)."""
 
     def __init__(self, fps: float = LIVE_FPS):
         self.fps = fps
         self.run: LiveRun | None = None
+        self.busy = False  # the server was analysing MAX_LIVE_RUNS webcams when this one started
         self.lock = threading.Lock()
 
     def __deepcopy__(self, memo):
@@ -38,8 +55,10 @@ class LiveState:
         with self.lock:
             fresh = self.run is None or not self.run.alive
             if fresh:
-                self.run = LiveRun(fps=self.fps)
-            self.run.put(frame)
+                self.run = _start_run(self.fps)
+                self.busy = self.run is None
+            if self.run is not None:
+                self.run.put(frame)
             return fresh
 
 
@@ -91,6 +110,9 @@ def build_live_tab(*, fps: float = LIVE_FPS) -> None:
 
     def webcam_refresh(st: LiveState):
         run = st.run
+        if st.busy:
+            return (f"**Busy:** this server is analysing {MAX_LIVE_RUNS} webcams already; stop the camera and try "
+                    "again in a while.", [], gr.Timer(active=False))
         done = run is None or not run.alive
         return live_status(run), event_rows(run), gr.Timer(active=not done)
 
