@@ -114,3 +114,14 @@ def test_answers_are_those_of_ask_on_a_long_video(demo_result, monkeypatch):
     busy = lv.LongSession()
     busy.start()
     assert "still being analysed" in lv.answer(busy, lv.LONG_QUESTIONS[0])
+
+
+def test_clip_tab_points_long_videos_to_the_long_tab():
+    from mevqa.apps import gradio_app as ui
+    from mevqa.apps.chat import Session
+    from mevqa.io.video import ClipError, ClipLimits
+
+    with pytest.raises(ClipError) as e:
+        ui.load_upload(DEMO, limits=ClipLimits(max_seconds=2.0))
+    status = ui._failure(str(e.value), Session())[0]
+    assert "over the limit of 2 s" in status and "Long video tab: up to 10 min" in status, status
