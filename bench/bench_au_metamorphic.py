@@ -113,15 +113,21 @@ def compare(ref: list[dict], got: list[dict], *, mirrored: bool) -> dict:
     return out
 
 
-def person(reading: list[dict]) -> tuple[int, int]:
-    """(agreeing, labelled): crying moments negative, laughing ones positive with AU12."""
+def person(reading: list[dict], tally: dict | None = None) -> tuple[int, int]:
+    """(agreeing, labelled): crying moments negative, laughing ones positive with AU12. ``tally`` gathers
+    [agreeing, labelled] per label (the hand-picked moments apart, as "fixed crying" / "fixed laughing")."""
     ok = n = 0
     for iv in reading:
         label = iv["label"] or ("laughing" if iv["apex"] >= LAUGH_FROM else "crying" if iv["apex"] < CRY_UNTIL else "")
-        if label == "crying":
-            n, ok = n + 1, ok + (iv["coarse"] == "negative")
-        elif label == "laughing":
-            n, ok = n + 1, ok + (iv["coarse"] == "positive" and "AU12" in iv["aus"])
+        if label not in ("crying", "laughing"):
+            continue
+        good = iv["coarse"] == "negative" if label == "crying" else (iv["coarse"] == "positive" and "AU12" in iv["aus"])
+        n, ok = n + 1, ok + good
+        if tally is not None:
+            key = ("fixed " if iv["label"] else "spotted ") + label
+            tally.setdefault(key, [0, 0])
+            tally[key][0] += good
+            tally[key][1] += 1
     return ok, n
 
 
@@ -160,7 +166,8 @@ def main(argv=None) -> dict:
     if saved and not saved.exists():
         saved.write_text(json.dumps(moments))
     base = read_at(base_front, moments)
-    ok, n = person(base)
+    tally: dict = {}
+    ok, n = person(base, tally)
     print(f"original: {len(moments)} moments, as a person labels it {ok}/{n} ({time.perf_counter() - t0:.0f} s)")
     for iv in base:
         print(_row(iv))
@@ -174,7 +181,7 @@ def main(argv=None) -> dict:
         keep = [k for k, (on, apex, _) in enumerate(moments) if on >= off and apex < end]
         got = read_at(frontend(name, vclip, cache), [moments[k] for k in keep], offset=off)
         cmp = compare([base[k] for k in keep], got, mirrored=mirrored)
-        ok, n = person(got)
+        ok, n = person(got, tally)
         person_all[0] += ok
         person_all[1] += n
         cmp["person"] = f"{ok}/{n}"
@@ -190,8 +197,9 @@ def main(argv=None) -> dict:
     if jac:
         figures["mean_au_jaccard"] = round(float(np.mean(jac)), 3)
         figures["person_all"] = f"{person_all[0]}/{person_all[1]}"
+        figures["person_by_label"] = {k: f"{a}/{b}" for k, (a, b) in sorted(tally.items())}
         print(f"mean AU Jaccard {figures['mean_au_jaccard']} (target >= 0.75); as a person labels it, all readings "
-              f"{figures['person_all']}")
+              f"{figures['person_all']}: " + ", ".join(f"{k} {v}" for k, v in figures["person_by_label"].items()))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
     return figures
