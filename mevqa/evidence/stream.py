@@ -23,7 +23,9 @@ Two ways to cut windows:
   with :func:`mevqa.spot.incremental.spot_window`; a window's start moves only every
   ``LIVE_SLACK_SECONDS`` so the pairs against it are shared too) and reads AUs only for the intervals it
   reports: the same events as spotting and reading each window whole, at a fraction of the work (a hop
-  still measures its new frames plus its last ``lag_seconds`` against its new last frame).
+  still measures its new frames plus its last ``lag_seconds`` against its new last frame). A timed
+  source (``realtime_lag``) has its windows measured in a thread while the next frames are tracked; a
+  window is put off while the one before is still being measured (the next reaches back over it).
 
 The live cut reports an interval 0.5 s after its offset, before the spotter's 2 s reference after it
 has arrived: its bounds there are those the newest frames allow, and a later window may place it a
@@ -32,6 +34,7 @@ little differently (it is not reported twice).
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -207,8 +210,9 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     ``None``: no limit). ``progress(frames_read, frames_total or 0)`` after each window. A window in which
     the face is lost too often (turned away) is skipped; if every window is, the last error is raised.
     ``realtime_lag(t)`` (live cut only): how many seconds behind the source the frame at ``t`` s is read;
-    while that is over a hop, windows are put off and the next one reaches back over them
-    (:func:`_live_windows`), so the work per second of video stays bounded and reports catch up.
+    while that is over a hop, or the last window is still being measured (in a thread, while tracking
+    goes on), windows are put off and the next one reaches back over them (:func:`_live_windows`), so
+    the work per second of video stays bounded and reports catch up.
     ``on_start()`` is called as the first frame is read (a file played in real time starts its clock
     there). ``incremental`` (live cut): each window measures only the frame pairs the one before did not
     (:class:`mevqa.motion.stream.PairCache`) and reads AUs only for the intervals it reports; ``False``
@@ -234,13 +238,17 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     aligned = stream_frontend(frames, sub_fps, config=config.frontend)
     wake = None if hop_seconds is None or not early else _Wake()
     min_gap = max(1, int(round(LIVE_MIN_GAP_SECONDS * sub_fps)))
+    busy = None
     if hop_seconds is None:
         cut = windows(aligned, per, overlap)
     else:
         reach = int(round((MACRO_MAX_SECONDS + LAG_SECONDS) * sub_fps))
+        # timed: a window is put off while the last one is still being measured, or the reader is behind
+        busy = None if realtime_lag is None else []  # the window being measured (its future)
         cut = _live_windows(aligned, per, per - overlap, settle, reach, slack=int(round(LIVE_SLACK_SECONDS * sub_fps)),
-                            behind=None if realtime_lag is None else
-                            lambda f: realtime_lag(f.number / info.fps) > hop_seconds, wake=wake)
+                            behind=None if busy is None else
+                            lambda f: (busy and not busy[0].done()) or realtime_lag(f.number / info.fps) > hop_seconds,
+                            wake=wake)
     live = hop_seconds is not None
     # live: pairs of frames measured by one window are looked up by the next (identical results)
     cache = PairCache() if live and incremental and not config.assume_expression else None
@@ -251,49 +259,62 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                        for k in out.intervals[-8:])
 
     counted = -1
-    try:
-        for chunk, last in cut:
-            out.windows += 1
-            numbers = np.array([f.number for f in chunk])
-            out.n_frames = int(numbers[-1]) + 1
-            out.lost_frames += sum(not f.detected for f in chunk if f.number > counted)
-            counted = int(numbers[-1])
-            settled = len(chunk) if last else len(chunk) - 1 - settle
-            try:
-                if sum(f.detected for f in chunk) < 0.5 * len(chunk):
-                    raise FaceError(f"{source}: the face is lost in most of frames {numbers[0]}-{numbers[-1]}")
-                front = window_frontend(chunk, sub_fps, source=str(source), config=config.frontend)
-                if cache is not None:
-                    spans, keep = _live_intervals(front, numbers, cache, config=config, settled=settled, fresh=fresh)
-                else:
-                    ev = evidence_from_frontend(front, config=config)
-                    spans = [(iv.onset, iv.offset) for iv in ev.intervals]
-                    if not live:
-                        lo = 0 if out.windows == 1 else overlap / 2
-                        hi = len(chunk) if last else len(chunk) - overlap / 2
-                        keep = [iv for iv in ev.intervals if lo <= (iv.onset + iv.offset) / 2 < hi]
-                    else:  # only events (an AU found present, as mevqa.answer.lvqa counts them), once settled
-                        keep = [iv for iv in ev.intervals if iv.aus and iv.offset < settled]
-                    del ev
-            except FaceError as e:  # turned away or out of frame for a while: skip that stretch
-                errors.append(e)
-                out.failed_windows += 1
+
+    def measure(chunk: list, last: bool) -> None:
+        """Spot and read one window, report its new intervals, ask for an early window if one is due."""
+        nonlocal counted
+        out.windows += 1
+        numbers = np.array([f.number for f in chunk])
+        out.n_frames = int(numbers[-1]) + 1
+        out.lost_frames += sum(not f.detected for f in chunk if f.number > counted)
+        counted = int(numbers[-1])
+        settled = len(chunk) if last else len(chunk) - 1 - settle
+        try:
+            if sum(f.detected for f in chunk) < 0.5 * len(chunk):
+                raise FaceError(f"{source}: the face is lost in most of frames {numbers[0]}-{numbers[-1]}")
+            front = window_frontend(chunk, sub_fps, source=str(source), config=config.frontend)
+            if cache is not None:
+                spans, keep = _live_intervals(front, numbers, cache, config=config, settled=settled, fresh=fresh)
+            else:
+                ev = evidence_from_frontend(front, config=config)
+                spans = [(iv.onset, iv.offset) for iv in ev.intervals]
+                if not live:
+                    lo = 0 if out.windows == 1 else overlap / 2
+                    hi = len(chunk) if last else len(chunk) - overlap / 2
+                    keep = [iv for iv in ev.intervals if lo <= (iv.onset + iv.offset) / 2 < hi]
+                else:  # only events (an AU found present, as mevqa.answer.lvqa counts them), once settled
+                    keep = [iv for iv in ev.intervals if iv.aus and iv.offset < settled]
+        except FaceError as e:  # turned away or out of frame for a while: skip that stretch
+            errors.append(e)
+            out.failed_windows += 1
+            return
+        for iv in keep:
+            if cache is None and not fresh(int(numbers[iv.onset]), int(numbers[iv.offset])):
                 continue
-            for iv in keep:
-                if cache is None and not fresh(int(numbers[iv.onset]), int(numbers[iv.offset])):
-                    continue
-                iv = _to_source(iv, numbers, info.fps, len(out.intervals))
-                out.intervals.append(iv)
-                if on_event is not None:
-                    on_event(iv, int(numbers[-1]))
-            if wake is not None and not last:  # an interval that has ended: cut the window that settles it
-                ends = [off for on, off in spans
-                        if settled <= off < len(chunk) - 1 and fresh(int(numbers[on]), int(numbers[off]))]
-                if ends:
-                    wake.frames = max(min_gap, min(ends) + settle + 2 - len(chunk))
-            if progress is not None:
-                progress(out.n_frames, total)
-            del front, keep, chunk
+            iv = _to_source(iv, numbers, info.fps, len(out.intervals))
+            out.intervals.append(iv)
+            if on_event is not None:
+                on_event(iv, int(numbers[-1]))
+        if wake is not None and not last:  # an interval that has ended: cut the window that settles it
+            ends = [off for on, off in spans
+                    if settled <= off < len(chunk) - 1 and fresh(int(numbers[on]), int(numbers[off]))]
+            if ends:
+                wake.frames = max(min_gap, min(ends) + settle + 2 - len(chunk))
+        if progress is not None:
+            progress(out.n_frames, total)
+
+    try:
+        if busy is None:
+            for chunk, last in cut:
+                measure(chunk, last)
+        else:  # timed: windows are measured in a thread while the next frames are tracked
+            with ThreadPoolExecutor(1, thread_name_prefix="mevqa-window") as pool:
+                for chunk, last in cut:
+                    if busy:
+                        busy.pop().result()  # the ring would lose unsettled frames (or the end): wait
+                    busy.append(pool.submit(measure, chunk, last))
+                if busy:
+                    busy.pop().result()
     finally:
         if cache is not None:
             cache.close()
