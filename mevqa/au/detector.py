@@ -72,11 +72,10 @@ def occluded_aus(front, onset: int, offset: int, *, regions: Iterable[str] = (),
 
     ``regions`` names occluded regions outright. The front end's own reading is
     :attr:`mevqa.motion.frontend.FrontEnd.occlusion` (per region a mask of analysis frames, from
-    :func:`mevqa.face.occlusion.detect_occlusions`): a region counts when it is covered at the onset or at
-    the ``offset`` frame (the two frames the detector compares) or in at least ``share`` of the frames
-    between. A short stretch in mid-interval that leaves both compared frames uncovered does not withhold
-    the region's AUs: the occlusion detector's own false alarms (lip landmarks shaking in a fast laugh at
-    a low frame rate, JPEG blocks) come in such stretches, and the onset-apex measurements never saw them. Front ends that report stretches instead (``occlusions``: items with a ``region``
+    :func:`mevqa.face.occlusion.detect_occlusions`): a region counts when it is covered in at least ``share``
+    of the frames from ``onset`` to ``offset`` (most of them: a hand that covers the mouth is there for
+    seconds, while the occlusion detector's own false alarms, lip landmarks shaking in a fast laugh at a
+    low frame rate or JPEG blocks, come in short stretches that would otherwise withhold a laugh's AUs). Front ends that report stretches instead (``occlusions``: items with a ``region``
     and ``start``/``end`` clip frames or ``t_start``/``t_end`` seconds) are read too.
     """
     found = {r: f"{r.replace('_', ' ')} occluded" for r in regions}
@@ -86,7 +85,7 @@ def occluded_aus(front, onset: int, offset: int, *, regions: Iterable[str] = (),
         lo, hi = front.to_analysis(int(onset)), front.to_analysis(int(offset))
         for region, mask in masks.items():
             part = np.asarray(mask, bool)[lo:hi + 1]
-            if part.size and (part[0] or part[-1] or part.mean() >= share):
+            if part.size and part.mean() >= share:
                 t = np.flatnonzero(np.asarray(mask, bool)[lo:hi + 1])
                 found.setdefault(region, f"{region} occluded {front.to_clip(lo + t[0]) / fps:.1f}-"
                                          f"{front.to_clip(lo + t[-1]) / fps:.1f} s")
