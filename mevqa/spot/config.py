@@ -29,6 +29,12 @@ ROIS: dict[str, tuple[str, float]] = {
     "lower_lip": ("lower_lip", 0.0),
     "chin": ("chin", 0.0),
 }
+#: The brows' regions: the brows and the upper-lid skin below them, which a brow lowering (AU4) drags
+#: down and AU5 lifts. The rest (lower lids, nose, cheeks, mouth, chin) move together in a smile
+#: (AU6 lifts the lower lids with the cheeks). Each part is segmented on its own
+#: (:func:`mevqa.spot.intervals.combine`).
+BROW_ROIS = ("right_inner_brow", "left_inner_brow", "right_outer_brow", "left_outer_brow",
+             "right_upper_lid", "left_upper_lid")
 #: Regions whose detections a blink explains (dropped while the eyes blink).
 BLINK_ROIS = ("right_upper_lid", "left_upper_lid", "right_lower_lid", "left_lower_lid")
 #: Face regions the front end may report occluded (:attr:`mevqa.motion.frontend.FrontEnd.occlusion`) -> the
@@ -73,19 +79,15 @@ class SpotConfig:
     noise_k: float = 6.0             # rise must exceed noise_k x the local flow noise (robust sigma) ...
     rise_k: float = 0.0              # ... and, if > 0, the regions' local median rise + rise_k robust sigmas ...
     min_rise: float = 0.003          # ... and this absolute floor (IOD; 0.23 px in the 224 crop)
-    fall_fraction: float = 0.3       # after the apex the signal must fall by this part of the rise
-    # boundaries
-    boundary_hz: float = 5.0         # boundaries are found on a copy low-passed this lightly
-    floor_percentile: float = 15.0   # each side's floor: this percentile of the signal within 2 s
-    edge_level: float = 0.03         # a boundary is where the signal falls to floor + this x height ...
-    edge_noise: float = 0.5          # ... or floor + this x threshold, whichever is higher ...
-    valley_depth: float = 0.15       # ... or a valley this deep (x height) before another rise
-    calibrate_edges: bool = True     # move level crossings out to where a smooth rise began
-    # merging and kinds
-    merge_gap_seconds: float = 0.1   # apexes this close to another detection's span count as inside
-    member_fraction: float = 0.5     # regions this strong relative to the best one shape the bounds
-    valley_merge: float = 0.5        # overlapping intervals without a dip below this x peak are one
-    nested_score: float = 2.0        # a brief interval inside a longer one stays if it scores this much
+    # intervals: the curve's prominent peaks (mevqa.spot.intervals.segment)
+    min_prominence: float = 1.0      # a peak must stand out of its surroundings by this many thresholds ...
+    relative_prominence: float = 0.5  # ... and by this part of its own height
+    edge: float = 0.8                # bounds where the curve has fallen by this part of the prominence
+    noise_hz: float = 5.0         # the flow noise is measured above this frequency
+    calibrate_edges: bool = False    # move level crossings out to where a smooth rise began
+    member_fraction: float = 0.5     # regions rising this much relative to the lead one are listed
+    nested_score: float = 2.0        # a brief interval inside a longer one of the other face half stays
+                                     # if it scores this much
     min_seconds: float = 0.1         # shorter intervals are dropped
     micro_max_seconds: float = 0.5   # MEGC: a micro-expression lasts at most 0.5 s
     macro_max_seconds: float = 4.0   # MEGC: a macro-expression lasts 0.5-4 s
@@ -104,9 +106,11 @@ class SpotConfig:
             raise ValueError(f"unknown ROI(s) {unknown}; choose from {list(ROIS)}")
         if self.flow_method not in FLOW_METHODS:
             raise ValueError(f"unknown flow method {self.flow_method!r}; choose from {', '.join(FLOW_METHODS)}")
+        if not 0 < self.edge < 1:
+            raise ValueError(f"edge must be in (0, 1), got {self.edge}")
         if not 0 < self.top_fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
-        for name in ("lag_seconds", "noise_seconds", "lowpass_hz", "boundary_hz", "baseline_seconds", "roi_radius"):
+        for name in ("lag_seconds", "noise_seconds", "lowpass_hz", "noise_hz", "baseline_seconds", "roi_radius"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
