@@ -101,15 +101,16 @@ def _cut_overlaps(segments: list[Segment], curve: np.ndarray) -> list[Segment]:
 
 
 def combine(brows: list[Segment], rest: list[Segment], curve: np.ndarray, *, nested_score: float = 2.0,
-            nested_fraction: float = 0.5) -> list[Segment]:
+            nested_fraction: float = 0.5, nested_max: float = float("inf")) -> list[Segment]:
     """One list of expressions from the brows' segments and the rest of the face's.
 
     Segmented apart, a brief action of one part during a longer expression of the other (a brow
     lowering hidden under a smile, the demo's script; MEGC ground truth has such pairs) keeps its own
     peak, which the whole face's curve would bury under the smile. A segment of one part that overlaps
     one of the other is the same expression, and the stronger one's bounds stand, unless it lies
-    inside the other, lasts under ``nested_fraction`` of it and scores at least ``nested_score``:
-    then both stand. Whatever still overlaps is cut at the lowest point of ``curve`` between apexes.
+    inside the other, lasts under ``nested_fraction`` of it and at most ``nested_max`` frames (a
+    micro-expression leaking during a longer one) and scores at least ``nested_score``: then both
+    stand (the brows moving with a laugh are longer, and part of the laugh). Whatever still overlaps is cut at the lowest point of ``curve`` between apexes.
     """
     merged: list[Segment] = []
     for sg in sorted(brows + rest, key=lambda sg: -sg.score):
@@ -120,7 +121,8 @@ def combine(brows: list[Segment], rest: list[Segment], curve: np.ndarray, *, nes
                 continue
             short, long_ = sorted((sg, other), key=lambda x: x.offset - x.onset)
             if (long_.onset <= short.onset and short.offset <= long_.offset and short.score >= nested_score
-                    and short.offset - short.onset < nested_fraction * (long_.offset - long_.onset)):
+                    and short.offset - short.onset < nested_fraction * (long_.offset - long_.onset)
+                    and short.offset - short.onset <= nested_max):
                 continue  # a brief expression of its own during the longer one
             if overlap >= 0.5 * (short.offset - short.onset):
                 clash = True

@@ -197,7 +197,7 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
     for rows in halves:
         found = segment(rise[rows].max(axis=0), thr, fps, **opts) if rows else []
         parts.append([replace(sg, rows=tuple(rows)) for sg in found])
-    segments = combine(*parts, combined, nested_score=cfg.nested_score)
+    segments = combine(*parts, combined, nested_score=cfg.nested_score, nested_max=cfg.micro_max_seconds * fps)
     for sg in segments:
         pieces = [(sg.onset, sg.offset)]
         if (sg.offset - sg.onset) / fps > cfg.macro_max_seconds:
