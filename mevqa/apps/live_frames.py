@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import cv2
 import numpy as np
 
+from mevqa.apps.long_view import release_stream
 from mevqa.evidence.builder import IntervalEvidence
 from mevqa.evidence.stream import LIVE_HOP_SECONDS, LIVE_WINDOW_SECONDS
 from mevqa.io.stream import STREAM_MAX_SIDE
@@ -163,12 +164,13 @@ class LiveRun:
         self.notes: list[str] = []
         self.started = time.perf_counter()
         self._args = dict(fps=fps, window_seconds=window_seconds, hop_seconds=hop_seconds, max_seconds=max_seconds)
+        # Started with the first frame: OpenCV opens every video under one global lock, and opening the
+        # feed before a frame is there would hold it (and stall any other video being opened) until one is.
         self.thread = threading.Thread(target=self._work, name="mevqa-webcam", daemon=True)
-        self.thread.start()
 
     @property
     def alive(self) -> bool:
-        return self.thread.is_alive()
+        return self.thread.ident is None or self.thread.is_alive()  # not started yet: waiting for its first frame
 
     @property
     def received(self) -> int:
@@ -180,6 +182,8 @@ class LiveRun:
 
     def put(self, rgb: np.ndarray) -> None:
         self.feed.put(rgb)
+        if self.thread.ident is None:
+            self.thread.start()
 
     def stop(self) -> None:
         self.feed.closed.set()
@@ -206,3 +210,4 @@ class LiveRun:
             self.error = text
         finally:
             self.feed.close()
+        release_stream()  # a stream that failed part way: close its landmarker in this thread
