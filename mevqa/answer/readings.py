@@ -185,8 +185,8 @@ def _learned(iv) -> tuple[str, str] | None:
     return fine, f"the learned recogniser's reading ({label}, confidence {conf:.2f}), as no FACS rule matched"
 
 
-SMILE_RULE = ("lip corner puller with cheek raiser or on both sides, without brow lowerer or lip corner depressor "
-              "unless the face holds a smile: a smile (EMFACS happiness 6+12)")
+SMILE_RULE = ("lip corner puller with cheek raiser or on both sides, without brow lowerer or lip corner depressor: "
+              "a smile (EMFACS happiness 6+12)")
 
 
 #: lip and jaw AUs: not read for the emotion while the builder finds the mouth covered
@@ -197,13 +197,14 @@ def emotion_of(iv) -> tuple[str, str] | None:
     """(fine class, rule) read from an interval's measured AUs, or None (see the module docstring)."""
     codes = {a["code"]: a for a in iv.aus}
     face = getattr(iv, "expression", None) or {}
-    smiling = any(st.get("state") == "smiling" and st.get("held", 0) >= 0.5 for st in face.get("states", []))
     if "mouth" in face.get("occluded", []):  # a hand over the mouth: read the emotion from what is visible
         visible = [a for a in iv.aus if a["code"] not in MOUTH_AUS]
         top = next(iter(emotion_candidates([(a["code"], a["side"], a["score"]) for a in visible])), None)
         return (top.fine, f"{top.rule} (mouth covered: its AUs left out)") if top else None
-    if "AU12" in codes and ("AU6" in codes or codes["AU12"]["side"] == "both") and \
-            (smiling or not {"AU4", "AU15"} & set(codes)):
+    # Not "unless the face holds a smile": MediaPipe's smile blendshapes read high on a crying grimace
+    # (AU12 pulled with AU4 and AU20 under shut eyes), which FACS reads as crying; the FACS rules
+    # (:func:`emotion_candidates`) already keep a laugh's brow spill-over from turning it negative.
+    if "AU12" in codes and ("AU6" in codes or codes["AU12"]["side"] == "both") and not {"AU4", "AU15"} & set(codes):
         return "happiness", SMILE_RULE
     top = iv.top_emotion if iv.aus else None
     if top and top["fine"] in FINE_TO_COARSE:
