@@ -43,20 +43,23 @@ class OcclusionConfig:
     jitter_eyes: float = 0.007       # IOD; eyes need jitter AND ratio
     ratio_eyes: float = 0.9
     smooth_seconds: float = 0.5
+    jitter_seconds: float = 0.17     # the running median jitter is measured against (5 frames at 24 and 30 fps)
     bridge_seconds: float = 0.5
     min_seconds: float = 0.3
     box_margin: float = 0.08         # region box grows by this many IOD on each side
 
 
-def region_signals(gray: np.ndarray, landmarks: np.ndarray, indices, *, margin: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+def region_signals(gray: np.ndarray, landmarks: np.ndarray, indices, *, margin: float = 0.08,
+                   window: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """Per frame (jitter in IOD, horizontal/vertical gradient ratio) of one region of aligned crops.
 
-    ``gray`` (T, S, S) uint8 aligned crops, ``landmarks`` (T, 478, 2) in crop pixels.
+    ``gray`` (T, S, S) uint8 aligned crops, ``landmarks`` (T, 478, 2) in crop pixels; jitter is measured
+    against a running median of ``window`` frames.
     """
     idx = list(indices)
     iod = np.maximum(interocular(landmarks), 1e-6)
     pts = landmarks[:, idx].astype(np.float64)
-    med = median_filter(pts, size=(min(5, len(pts)), 1, 1), mode="nearest")
+    med = median_filter(pts, size=(min(window, len(pts)), 1, 1), mode="nearest")
     jitter = np.linalg.norm(pts - med, axis=-1).mean(axis=1) / iod
     h, w = gray.shape[1:3]
     ratio = np.zeros(len(gray))
@@ -91,9 +94,12 @@ def detect_occlusions(gray: np.ndarray, landmarks: np.ndarray, fps: float, *,
                       config: OcclusionConfig = OcclusionConfig()) -> dict[str, np.ndarray]:
     """Per region (:data:`OCCLUSION_REGIONS`) a boolean (T,) mask of frames where it looks covered."""
     win = max(1, int(round(config.smooth_seconds * fps)) | 1)
+    # The jitter's running median spans a fixed time, not 5 frames: at 12 fps 5 frames are 0.4 s, over
+    # which a laughing mouth really moves, and the mouth read as covered in 4 stretches of laughter.
+    jitter_window = max(3, int(round(config.jitter_seconds * fps)) | 1)
     out = {}
     for region, idx in OCCLUSION_REGIONS.items():
-        jitter, ratio = region_signals(gray, landmarks, idx, margin=config.box_margin)
+        jitter, ratio = region_signals(gray, landmarks, idx, margin=config.box_margin, window=jitter_window)
         if len(jitter) >= 3:
             jitter = median_filter(jitter, size=min(win, len(jitter)), mode="nearest")
             ratio = median_filter(ratio, size=min(win, len(ratio)), mode="nearest")

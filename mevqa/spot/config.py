@@ -80,6 +80,7 @@ class SpotConfig:
     rise_k: float = 0.0              # ... and, if > 0, the regions' local median rise + rise_k robust sigmas ...
     min_rise: float = 0.003          # ... and this absolute floor (IOD; 0.23 px in the 224 crop)
     # intervals: the curve's prominent peaks (mevqa.spot.intervals.segment)
+    min_height: float = 1.0          # a peak must reach this many thresholds ...
     min_prominence: float = 1.0      # a peak must stand out of its surroundings by this many thresholds ...
     relative_prominence: float = 0.5  # ... and by this part of its own height
     edge: float = 0.8                # bounds where the curve has fallen by this part of the prominence
@@ -92,6 +93,7 @@ class SpotConfig:
     micro_max_seconds: float = 0.5   # MEGC: a micro-expression lasts at most 0.5 s
     macro_max_seconds: float = 4.0   # MEGC: a macro-expression lasts 0.5-4 s
     long_policy: str = "split"       # longer intervals: "split" at their deepest valleys, or "drop"
+    occlusion_margin_seconds: float = 0.25  # a covered region is left out this long before and after
     # blinks
     suppress_blinks: bool = True
     blink_max_seconds: float = 0.5   # eyes closed longer than this is not a blink

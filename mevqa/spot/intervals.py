@@ -45,12 +45,13 @@ def _foot(pos: float, apex: int, q: float) -> float:
     return pos + (pos - apex) * u / (1 - u)
 
 
-def segment(curve: np.ndarray, threshold: np.ndarray, fps: float, *, min_prominence: float = 1.0,
+def segment(curve: np.ndarray, threshold: np.ndarray, fps: float, *, min_height: float = 1.0,
+            min_prominence: float = 1.0,
             relative_prominence: float = 0.5, edge: float = 0.8, reach_seconds: float = 4.0,
             calibrate_edges: bool = False) -> list[Segment]:
     """Prominent peaks of ``curve`` (T,) that clear ``threshold`` (T,), as non-overlapping segments.
 
-    A peak counts when it reaches the threshold and its prominence (its height over the higher of the
+    A peak counts when it reaches ``min_height`` thresholds and its prominence (its height over the higher of the
     two lowest points that separate it from higher peaks, searched within ``reach_seconds`` either
     side) is at least ``min_prominence`` thresholds and ``relative_prominence`` of its own height: a
     dip between two bursts of laughter that falls by less than half is one expression, not two. Each
@@ -61,7 +62,7 @@ def segment(curve: np.ndarray, threshold: np.ndarray, fps: float, *, min_promine
     c = np.asarray(curve, float)
     thr = np.asarray(threshold, float)
     peaks, _ = find_peaks(c)
-    peaks = peaks[c[peaks] >= thr[peaks]]
+    peaks = peaks[c[peaks] >= min_height * thr[peaks]]
     if not len(peaks):
         return []
     wlen = 2 * max(1, round(reach_seconds * fps)) + 1

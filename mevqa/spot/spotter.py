@@ -56,6 +56,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from mevqa.io.video import Clip
 from mevqa.motion.filters import GAUSS_3DB, local_baseline, lowpass
@@ -178,7 +179,11 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
     for a, b in blinks:
         in_blink[max(0, a - margin):b + margin + 1] = True
 
-    covered = {names.index(roi): np.asarray(mask, bool) for region, mask in (getattr(front, "occlusion", None) or {}).items()
+    # Widened by occlusion_margin_seconds: the occluder moves in and out for a few frames before the
+    # front end sees the region covered, and that motion is the occluder's too.
+    reach = max(0, round(cfg.occlusion_margin_seconds * fps))
+    covered = {names.index(roi): ndimage.binary_dilation(np.asarray(mask, bool), iterations=reach) if reach else
+               np.asarray(mask, bool) for region, mask in (getattr(front, "occlusion", None) or {}).items()
                if len(mask) == n for roi in OCCLUDED_ROIS.get(region, ()) if roi in names}
     rise = _visible(d, names, lid_rise, in_blink, covered, cfg)
     # The face's motion is its most moving region's: an expression moves a few regions, and a
@@ -190,8 +195,9 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
 
     intervals = []
     min_len = cfg.min_seconds * fps
-    opts = dict(min_prominence=cfg.min_prominence, relative_prominence=cfg.relative_prominence, edge=cfg.edge,
-                reach_seconds=cfg.macro_max_seconds, calibrate_edges=cfg.calibrate_edges)
+    opts = dict(min_height=cfg.min_height, min_prominence=cfg.min_prominence,
+                relative_prominence=cfg.relative_prominence, edge=cfg.edge,
+                reach_seconds=cfg.macro_max_seconds / 2, calibrate_edges=cfg.calibrate_edges)
     halves = [[r for r, name in enumerate(names) if (name in BROW_ROIS) == brow] for brow in (True, False)]
     parts = []
     for rows in halves:
