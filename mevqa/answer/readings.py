@@ -138,9 +138,15 @@ class Reading:
         if a is not None:
             if a["side"] in ("left", "right"):
                 return a["side"], ""
-            s = "left" if a.get("left", 0) >= a.get("right", 0) else "right"
+            left, right = float(a.get("left", 0)), float(a.get("right", 0))
+            s = "left" if left >= right else "right"
+            if max(left, right) < BOTH_SIDES_RATIO * min(left, right):
+                # MEGC's side question wants one side; when the two differ by less than the detector's own
+                # left/right disagreement on a mirrored clip, the answer says it is no real difference.
+                return s, (f"{name.capitalize()} is measured on both sides about equally in {self.where} "
+                           f"(left {left:.2f}, right {right:.2f}): '{s}' is barely the stronger; read it as both.")
             return s, (f"{name.capitalize()} is measured on both sides in {self.where}; the {s} side is stronger "
-                       f"(left {a.get('left', 0):.2f}, right {a.get('right', 0):.2f}).")
+                       f"(left {left:.2f}, right {right:.2f}).")
         for iv in ev.intervals:
             b = iv.au(code)
             if b is not None and b["side"] in ("left", "right"):
@@ -148,6 +154,11 @@ class Reading:
                                    f"#{iv.index + 1} ({iv.t_onset:.2f}-{iv.t_offset:.2f} s).")
         return PRIOR_SIDE, (f"{name.capitalize()} is measured on no side in this clip; '{PRIOR_SIDE}' is a prior "
                             f"(the most frequent side in the MEGC training data), not a reading.")
+
+
+#: a two-sided AU's answer names its stronger side, and says the sides are about equal unless one is at least
+#: this many times the other
+BOTH_SIDES_RATIO = 1.25
 
 
 def read_interval(iv) -> Reading:
