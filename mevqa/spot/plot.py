@@ -15,7 +15,7 @@ import numpy as np
 
 KIND_COLOURS = {"micro": "#d62728", "macro": "#ff9f1c"}
 CURVE_LABEL = "facial motion (rise above baseline)"
-DROPPED_LABEL = "peak above threshold in no interval (dropped by the spotter's rules: too short, or a blink)"
+DROPPED_LABEL = "peak above threshold in no interval (not prominent enough, too short, or a blink)"
 
 
 @dataclass
