@@ -25,7 +25,7 @@ def test_roi_motion_from_the_pair_cache_equals_measuring_every_pair(aligned):
     """Overlapping windows of one stream: the cached motion is bit for bit the uncached one, and a window
     one hop on measures only its new pairs (its new frames, its last lag frames against its new last
     frame, none of the old ones)."""
-    from mevqa.motion.stream import PairCache, pair_cache_for, window_frontend
+    from mevqa.motion.stream import PairCache, window_frontend
     from mevqa.spot.config import SpotConfig
     from mevqa.spot.signals import roi_motion
 
@@ -41,8 +41,8 @@ def test_roi_motion_from_the_pair_cache_equals_measuring_every_pair(aligned):
             args = (front.faces.gray, front.faces.landmarks, fps)
             plain = roi_motion(*args, iod=front.interocular_px)
             before = cache.misses
-            with pair_cache_for(cache, [f.number for f in chunk]):
-                cached = roi_motion(*args, iod=front.interocular_px)
+            cache.bind([f.number for f in chunk])
+            cached = roi_motion(*args, iod=front.interocular_px, cache=cache)
             assert all(np.array_equal(a, b) for a, b in zip(plain, cached))
             new = cache.misses - before
             if k == 0:

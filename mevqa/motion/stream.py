@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -203,23 +201,3 @@ class PairCache:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-_ACTIVE_CACHE: ContextVar[PairCache | None] = ContextVar("mevqa_pair_cache", default=None)
-
-
-def active_pair_cache() -> PairCache | None:
-    """The cache :func:`pair_cache_for` made active here (None outside it: every pair is computed)."""
-    return _ACTIVE_CACHE.get()
-
-
-@contextmanager
-def pair_cache_for(cache: PairCache, numbers) -> Iterator[PairCache]:
-    """Within the block, measurements that take a cache (:func:`mevqa.spot.signals.roi_motion`) use
-    ``cache`` for the window of stream frames ``numbers``, though their callers (the spotter) pass none."""
-    cache.bind(numbers)
-    token = _ACTIVE_CACHE.set(cache)
-    try:
-        yield cache
-    finally:
-        _ACTIVE_CACHE.reset(token)

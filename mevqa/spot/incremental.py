@@ -3,19 +3,16 @@
 The live cut (:mod:`mevqa.evidence.stream`) spots a window of the last few seconds every hop. Almost
 all of the spotter's time is the optical flow of :func:`mevqa.spot.signals.roi_motion` (one flow per
 frame against the frame ``lag_seconds`` back, and for the last ``lag`` frames one to the window's last
-frame), and most of those pairs were measured by the window before. :func:`spot_window` runs the
-unchanged spotter (:func:`mevqa.spot.spotter.spot`) with a :class:`mevqa.motion.stream.PairCache` made
-active, so ``roi_motion`` looks up the pairs it has (by stream frame number) and computes the rest; its
-result is what :func:`spot` gives on the same window without the cache
+frame), and most of those pairs were measured by the window before. :func:`spot_window` binds a
+:class:`mevqa.motion.stream.PairCache` to the window's stream frame numbers and passes it to the spotter
+(:func:`mevqa.spot.spotter.spot`), so ``roi_motion`` looks up the pairs it has and computes the rest;
+its result is what :func:`spot` gives on the same window without the cache
 (``tests/test_stream_incremental.py``).
-
-The spotter takes no cache argument itself (``roi_motion`` picks the active one up); a
-``spot(front, *, pair_cache=None)`` passed on to ``roi_motion`` would make that explicit.
 """
 from __future__ import annotations
 
 from mevqa.motion.frontend import FrontEnd
-from mevqa.motion.stream import PairCache, pair_cache_for
+from mevqa.motion.stream import PairCache
 from mevqa.spot.config import SpotConfig
 from mevqa.spot.spotter import SpotResult, spot
 
@@ -25,5 +22,5 @@ def spot_window(front: FrontEnd, numbers, cache: PairCache, *, config: SpotConfi
     analysed frame of ``front``), with the pairs earlier windows measured taken from ``cache``."""
     if len(numbers) != front.n:
         raise ValueError(f"{len(numbers)} frame numbers for a window of {front.n} frames")
-    with pair_cache_for(cache, numbers):
-        return spot(front, config=config)
+    cache.bind(numbers)
+    return spot(front, config=config, pair_cache=cache)

@@ -63,8 +63,8 @@ def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: S
     ``back`` flows (``ahead[t] = back[t + lag]``); only the last ``lag`` frames need flows of their own.
     ``rois`` defaults to ``config.rois``; ``iod`` is the inter-ocular distance in crop pixels.
 
-    ``cache`` (a :class:`mevqa.motion.stream.PairCache`, else the one a live stream has made active
-    with :func:`mevqa.motion.stream.pair_cache_for`): each frame pair's motion is looked up by the
+    ``cache`` (a :class:`mevqa.motion.stream.PairCache` bound to the window's stream frame numbers, see
+    :meth:`~mevqa.motion.stream.PairCache.bind`): each frame pair's motion is looked up by the
     pair's stream frame numbers, and only pairs not measured before are computed. A pair's motion
     depends only on its two crops and the reference's landmarks, so overlapping windows of one stream
     get exactly the values they would compute (the live cut then pays only for its new frames).
@@ -85,10 +85,6 @@ def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: S
     def pair(r: int, t: int) -> np.ndarray:
         return _roi_motion_pair(gray[r], gray[t], landmarks[r], rois, **opts)
 
-    if cache is None:
-        from mevqa.motion.stream import active_pair_cache  # noqa: PLC0415 - a stream's cache, rarely used
-
-        cache = active_pair_cache()
     if cache is not None:  # every pair this clip needs, the new ones computed (possibly in parallel)
         need = [(max(0, t - lag), t) for t in range(1, n)] + [(t, n - 1) for t in range(max(0, n - lag), n - 1)]
         known = dict(zip(need, cache.columns(need, n=n, key=(rois, float(iod), lag, tuple(sorted(opts.items()))),

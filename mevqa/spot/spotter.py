@@ -134,7 +134,7 @@ class SpotResult:
             fig.tight_layout()
         return fig
 
-def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -> SpotResult:
+def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None, pair_cache=None) -> SpotResult:
     """Spot micro- and macro-expressions in a tracked, aligned clip.
 
     Steps: per-region motion against the frames ``lag_seconds`` back and ahead (:func:`roi_motion`);
@@ -143,7 +143,9 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
     blinks, lid leak and occluded regions taken off (:func:`_visible`); prominent peaks of the brows' curve
     and the rest's (:func:`segment`), combined (:func:`combine`); longer than
     ``macro_max_seconds`` split or dropped; micro or macro by duration. ``progress`` is an optional
-    callable ``(done, total)`` called while the flow runs.
+    callable ``(done, total)`` called while the flow runs; ``pair_cache`` (a bound
+    :class:`mevqa.motion.stream.PairCache`) lets a live stream's windows reuse the motion of frame pairs
+    measured before (:func:`roi_motion`).
     """
     cfg = config
     faces = front.faces
@@ -154,7 +156,7 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None) -
     # The lid rule needs the upper-lid windows even when they are not detection regions.
     aux = sorted({LID_NEIGHBOURS[r] for r in names if r in LID_NEIGHBOURS} - set(names))
     back, ahead = roi_motion(faces.gray, faces.landmarks, fps, config=cfg, rois=names + aux, iod=iod,
-                             progress=progress)
+                             progress=progress, cache=pair_cache)
     # Motion against the frame lag_seconds back and against the frame as far ahead; the smaller of
     # the two is the face's departure from both: an expression shorter than the lag rises and falls
     # in it with its own shape, on a neutral face at either end.
