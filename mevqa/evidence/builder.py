@@ -53,7 +53,7 @@ def _downsample_curve(t: np.ndarray, ys: dict, n: int) -> dict:
 
 
 # -- computing --------------------------------------------------------------------------------
-def _interval_evidence(front: FrontEnd, k: int, onset: int, apex: int, offset: int, kind: str, score: float,
+def interval_evidence(front: FrontEnd, k: int, onset: int, apex: int, offset: int, kind: str, score: float,
                        rois: dict, config: EvidenceConfig, *, assumed: bool = False) -> IntervalEvidence:
     res = detect_aus(front, onset, apex)
     ranked = sorted(res.aus, key=lambda a: -a.score)
@@ -105,7 +105,7 @@ def _coded_interval(front: FrontEnd, sr, coded: tuple, config: EvidenceConfig) -
     best = max(sr.intervals, key=overlap, default=None)
     best = best if best is not None and overlap(best) > 0 else None
     kind = "micro" if (offset - onset + 1) / clip.fps <= 0.5 else "macro"
-    return _interval_evidence(front, 0, onset, apex, offset, kind, best.score if best else 0.0,
+    return interval_evidence(front, 0, onset, apex, offset, kind, best.score if best else 0.0,
                               getattr(best, "rois", {}) if best else {}, config)
 
 
@@ -127,7 +127,7 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
         spotted = sorted(sorted(sr.intervals, key=lambda iv: -iv.score)[: config.max_intervals], key=lambda iv: iv.onset)
     # 2. AUs and emotions per interval.
     for k, iv in enumerate(spotted):
-        intervals.append(_interval_evidence(front, k, iv.onset, iv.apex, iv.offset, iv.kind, iv.score,
+        intervals.append(interval_evidence(front, k, iv.onset, iv.apex, iv.offset, iv.kind, iv.score,
                                             getattr(iv, "rois", {}), config))
         if progress:
             progress(k + 1, len(spotted))
@@ -137,12 +137,12 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
         a = int(np.argmax(sr.combined))
         apex = int(front.to_clip(a))
         if apex > 0:
-            intervals.append(_interval_evidence(front, 0, 0, apex, clip.n_frames - 1,
+            intervals.append(interval_evidence(front, 0, 0, apex, clip.n_frames - 1,
                                                 "micro" if clip.duration <= 0.5 else "macro", 0.0, {}, config,
                                                 assumed=True))
     # 4. The face around the intervals (blendshape states, head pose, occlusion), the hidden-emotion
     #    check (which compares a micro-expression with that surrounding state) and the curve for plots.
-    expression, head_pose, quality = _read_face(front, intervals, config)
+    expression, head_pose, quality = read_face(front, intervals, config)
     ys = {"motion": sr.combined}
     if getattr(sr, "threshold", None) is not None and len(sr.threshold) == len(sr.combined):
         ys["threshold"] = sr.threshold
@@ -169,7 +169,7 @@ def _seconds(front: FrontEnd, i: int) -> float:
     return round(float(front.to_clip(int(i))) / front.clip.fps, 2)
 
 
-def _read_face(front: FrontEnd, intervals: list[IntervalEvidence], config: EvidenceConfig) -> tuple[list, dict, dict]:
+def read_face(front: FrontEnd, intervals: list[IntervalEvidence], config: EvidenceConfig) -> tuple[list, dict, dict]:
     """Fill each interval's expression, context, head pose, confidence and notes; return the clip's
     expression stretches, head pose summary and frame quality."""
     tr = front.track

@@ -42,7 +42,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from mevqa.evidence.builder import EvidenceConfig, IntervalEvidence, _interval_evidence, _read_face, evidence_from_frontend
+from mevqa.evidence.builder import (EvidenceConfig, IntervalEvidence, evidence_from_frontend, interval_evidence,
+                                    read_face)
 from mevqa.face.landmarks import FaceError
 from mevqa.io.stream import MAX_STREAM_SECONDS, STREAM_MAX_SIDE, analysis_step, iter_frames, probe, read_frames_at, windows
 from mevqa.io.video import ClipError, frame_number, list_frames
@@ -186,10 +187,10 @@ def _live_intervals(front, numbers: np.ndarray, cache: PairCache, *, config: Evi
         for k, s in enumerate(spotted):
             if s.offset >= settled or not fresh(int(numbers[s.onset]), int(numbers[s.offset])):
                 continue
-            iv = _interval_evidence(front, k, s.onset, s.apex, s.offset, s.kind, s.score, getattr(s, "rois", {}),
+            iv = interval_evidence(front, k, s.onset, s.apex, s.offset, s.kind, s.score, getattr(s, "rois", {}),
                                     config)
             if iv.aus:  # an event: an AU found present, as mevqa.answer.lvqa counts them
-                _read_face(front, [iv], config)  # each interval's own fields; the clip-wide ones are not kept
+                read_face(front, [iv], config)  # each interval's own fields; the clip-wide ones are not kept
                 yield iv
     return spans, read()
 
