@@ -112,6 +112,34 @@ def test_hand_over_the_mouth_is_found_on_the_real_video(real_front):
     assert not real_front.occlusion["right eye"].any() and not real_front.occlusion["left eye"].any()
 
 
+def test_heavy_compression_does_not_cover_a_laughing_mouth(real_clip, real_front):
+    """JPEG quality 10 doubles the lip landmarks' jitter; the laugh (10-19.7 s) is still uncovered, and
+    the hand over the mouth in the same compressed clip is still found."""
+    import cv2
+
+    from mevqa.io.video import Clip
+    from mevqa.motion.frontend import run_frontend
+
+    def jpeg(f):
+        return cv2.imdecode(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 10])[1], cv2.IMREAD_COLOR)
+
+    front = run_frontend(Clip(np.stack([jpeg(f) for f in real_clip.frames]), real_clip.fps, "jpeg10.mp4"))
+    fps = front.fps
+    runs = [(a / fps, b / fps) for a, b in stretches(front.occlusion["mouth"], fps)]
+    assert len(runs) == 1 and 2.0 <= runs[0][0] <= 3.1 and 8.9 <= runs[0][1] <= 9.9, runs
+
+
+def test_jitter_only_extends_what_the_orientation_found():
+    from mevqa.face.occlusion import _extend
+
+    seed = np.zeros(40, bool)
+    seed[20:25] = True
+    weak = np.zeros(40, bool)
+    weak[10:30] = True   # jitter around the seed: extended, at most 4 frames either side
+    weak[0:5] = True     # jitter elsewhere: not occlusion on its own
+    assert np.flatnonzero(_extend(seed, weak, 4)).tolist() == list(range(16, 29))
+
+
 @pytest.mark.slow
 def test_evidence_reports_states_pose_and_occlusion(real_front, tmp_path):
     ev = evidence_from_frontend(real_front)

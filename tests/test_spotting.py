@@ -245,3 +245,18 @@ def test_blinks_are_both_upper_lids_falling():
     assert detect_blinks(_lids(90, setup, upper=blink, eyes=("left",)), 30.0) == []  # a wink
     assert detect_blinks(_lids(90, setup, lower=blink), 30.0) == []  # a lid tightener
     assert detect_blinks(_lids(90, setup, upper=range(30, 60)), 30.0) == []  # eyes closed for 1 s
+
+
+def test_a_brief_peak_on_the_slope_of_a_stronger_expression_is_its_shoulder():
+    from mevqa.spot.intervals import Segment, drop_shoulders
+
+    long_ = Segment(100.0, 130, 160.0, score=6.0)
+    shoulder = Segment(163.0, 166, 170.0, score=1.5)       # 3 frames after it, 7 long, weaker
+    inside = Segment(120.0, 124, 128.0, score=2.5)         # wholly inside: combine() kept it on purpose
+    apart = Segment(200.0, 204, 208.0, score=1.5)          # a micro-expression of its own, 40 frames away
+    stronger = Segment(60.0, 64, 70.0, score=9.0)          # brief but stronger than its neighbour
+    neighbour = Segment(72.0, 80, 95.0, score=3.0)
+    kept = drop_shoulders([long_, shoulder, inside, apart, stronger, neighbour], max_len=15, max_gap=9)
+    assert shoulder not in kept
+    assert all(s in kept for s in (long_, inside, apart, stronger, neighbour))
+    assert drop_shoulders([long_, shoulder], max_len=15, max_gap=2) == [long_, shoulder]  # too far for this gap

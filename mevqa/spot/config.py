@@ -89,6 +89,8 @@ class SpotConfig:
     member_fraction: float = 0.5     # regions rising this much relative to the lead one are listed
     nested_score: float = 2.0        # a brief interval inside a longer one of the other face half stays
                                      # if it scores this much
+    shoulder_seconds: float = 0.3    # a micro-long peak within this of a longer, stronger interval is its
+                                     # shoulder, not an expression (0: keep them; intervals.drop_shoulders)
     min_seconds: float = 0.1         # shorter intervals are dropped
     micro_max_seconds: float = 0.5   # MEGC: a micro-expression lasts at most 0.5 s
     macro_max_seconds: float = 4.0   # MEGC: a macro-expression lasts 0.5-4 s
