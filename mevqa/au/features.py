@@ -260,6 +260,19 @@ def _flow_pairs(front, refs, targets, method: str, radius: int) -> np.ndarray:
     return np.mean(flows, axis=0).astype(np.float32)
 
 
+def _flow_spread(front, i0: int, refs, targets, method: str, radius: int) -> np.ndarray:
+    """The mean flow from the frames ``refs`` around the onset ``i0`` to the frames ``targets`` around the
+    apex, as the mean flow from the onset to the targets plus the mean flow from the references to the
+    onset: len(refs) + len(targets) flows instead of their product. Flows compose by adding where the
+    first is small (r -> onset, a neutral face's sub-pixel drift), to within that drift's effect on where
+    the second is sampled."""
+    out = _flow_pairs(front, [i0], targets, method, radius)
+    others = [r for r in refs if r != i0]
+    if others:
+        out = out + _flow_pairs(front, others, [i0], method, radius) * (len(others) / len(refs))
+    return out
+
+
 def _flow_measure(flow: np.ndarray, lm0: np.ndarray, iod: float, radius: int, jaw_coupling: float) -> np.ndarray:
     """(n_aus, 2) flow evidence of every AU and side, windows placed on the landmarks ``lm0``."""
     cache: dict[str, np.ndarray] = {}
@@ -348,10 +361,14 @@ def measure(front, i0: int, i1: int, config: AUConfig) -> tuple[AUFeatures, np.n
     radius = max(1, int(round(config.window * iod)))
     # Every (reference, target) pair from onset-r..onset to apex-r..apex+r: sensor noise and flow
     # error average out over the pairs, while a micro-expression's apex plateau loses little.
-    lo, hi = max(i0 + 1, i1 - config.apex_radius), min(n - 1, i1 + config.apex_radius)
-    targets = range(lo, hi + 1) if i1 > i0 else [i1]
-    refs = range(max(0, i0 - config.onset_radius), i0 + 1)
-    flow = _flow_pairs(front, refs, targets, config.flow_method, radius)
+    # Radii in seconds (the same stretch of the face's motion at any frame rate), frames about 30 a second.
+    step = max(1, round(front.fps / 30))
+    r1 = max(1, round(config.apex_seconds * front.fps))
+    r0 = max(1, round(config.onset_seconds * front.fps))
+    lo, hi = max(i0 + 1, i1 - r1), min(n - 1, i1 + r1)
+    targets = sorted({*range(i1, lo - 1, -step), *range(i1, hi + 1, step)}) if i1 > i0 else [i1]
+    refs = sorted(range(i0, max(0, i0 - r0) - 1, -step))
+    flow = _flow_spread(front, i0, refs, targets, config.flow_method, radius)
     lm = faces.landmarks
     fl = _flow_measure(flow, lm[i0], iod, radius, config.jaw_coupling)
     # The null pair: the onset against the frame 0.1 s before it (the first frames when the onset is the
