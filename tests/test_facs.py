@@ -325,9 +325,14 @@ def test_raised_brows_over_shut_eyes_read_crying_not_surprise():
     """EMFACS surprise widens the eyes (AU5); inner brows raised over eyes held shut (AU43) is the crying face."""
     top = _top(["AU1", "AU2", "AU43"])
     assert top.fine == "sadness" and top.coarse == "negative", emotion_candidates(["AU1", "AU2", "AU43"])
-    surprise = [c for c in emotion_candidates(["AU1", "AU2", "AU43"]) if c.fine == "surprise"][0]
-    assert "against: AU43" in surprise.rule
+    # brows alone are surprise only on an open face: under shut eyes the brows-only rules do not fire
+    assert not [c for c in emotion_candidates(["AU1", "AU2", "AU43"]) if c.fine == "surprise"]
     assert _top(["AU1", "AU2"]).fine == "surprise"
+    # the full prototype (with the jaw dropped) still fires, with the shut eyes named against it
+    full = [c for c in emotion_candidates(["AU1", "AU2", "AU26", "AU43"]) if c.fine == "surprise"][0]
+    assert "against: AU43" in full.rule
+    tight = [c for c in emotion_candidates(["AU1", "AU2", "AU7"]) if c.fine == "surprise"][0]
+    assert "against: AU7" in tight.rule
 
 
 def test_laughter_accepts_a_one_sided_cheek_or_upper_lip():

@@ -102,7 +102,7 @@ CONFLICTS: dict[str, dict[str, str]] = {
     "sadness": {"AU12": "lip corners pulled up"},
     "surprise": {"AU4": "brows lowered",
                  # EMFACS surprise and fear widen the eyes (AU5); eyes held shut under raised brows are crying
-                 "AU43": "eyes shut (surprise widens them)"},
+                 "AU43": "eyes shut (surprise widens them)", "AU7": "lids tightened (surprise widens the eyes)"},
     "fear": {"AU43": "eyes shut (fear widens them)"},
 }
 
@@ -165,11 +165,14 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("contempt", "AU14 (dimpler, SAMM convention)", 0.0, all_of=("AU14",), support=("AU17", "AU24"),
           datasets={"samm": 0.7}),
     _Rule("happiness", "unilateral AU12 (half smile)", 0.4, all_of=("AU12",), unilateral=True),
-    # Surprise: AU1+AU2 with AU5 or AU26/27 (EMFACS); AU1+AU2 alone or AU5 alone weaker.
+    # Surprise: AU1+AU2 with AU5 or AU26/27 (EMFACS); AU1+AU2 alone or AU5 alone weaker. Raised brows
+    # alone are surprise only on an otherwise open face (Ekman & Friesen, *Unmasking the Face*, 1975: the
+    # surprise brow with the eyes and mouth at rest); under eyes held shut (AU43) they are the crying
+    # face's raised brows, and these rules do not fire.
     _Rule("surprise", "AU1+AU2+AU5/AU26/AU27", 0.9, all_of=("AU1", "AU2"),
           any_of=(("AU5", "AU26", "AU27"),), none_of=("AU12",)),
-    _Rule("surprise", "AU1+AU2 (brows raised)", 0.65, all_of=("AU1", "AU2"), support=("AU25",)),
-    _Rule("surprise", "AU1 or AU2 alone", 0.4, any_of=(("AU1", "AU2"),)),
+    _Rule("surprise", "AU1+AU2 (brows raised)", 0.65, all_of=("AU1", "AU2"), support=("AU25",), none_of=("AU43",)),
+    _Rule("surprise", "AU1 or AU2 alone", 0.4, any_of=(("AU1", "AU2"),), none_of=("AU43",)),
     _Rule("surprise", "AU5 (upper lid raiser)", 0.4, all_of=("AU5",), support=("AU26", "AU27")),
     # Fear: AU1+AU2+AU4+AU5+AU20 (+AU26) (EMFACS); AU20 alone is fear in SAMM (7 of 7).
     _Rule("fear", "AU1+AU2+AU4+AU5+AU20", 0.9, all_of=("AU1", "AU2", "AU4", "AU5", "AU20"),
