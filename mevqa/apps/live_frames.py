@@ -5,7 +5,7 @@ reads a source it opens itself (a file, a webcam index, a stream URL). The adapt
 :class:`FrameFeed` serves the frames handed to it as an MJPEG stream on 127.0.0.1 (a random port and an
 unguessable path, for this process only), and :class:`LiveRun` runs ``spot_stream`` on that URL exactly
 as ``mevqa watch http://...`` does (live cut: the last 6 s every 1 s, each frame tracked once, an
-expression reported 0.5 s after its offset, windows put off while the reader is behind). So the webcam
+expression reported 0.3 s after its offset, windows put off while the reader is behind). So the webcam
 tab and ``mevqa watch`` share one code path, whatever changes inside it.
 
 The feed is paced by the clock: at each tick of the nominal rate it sends the newest frame that had

@@ -58,13 +58,22 @@ def _gauss(sigma: float) -> tuple[int, np.ndarray]:
 
 
 def stream_frontend(frames: Iterable[tuple[int, np.ndarray]], fps: float, *, config: FrontEndConfig = FrontEndConfig(),
-                    max_faces: int = 2, min_confidence: float = 0.5, model=None) -> Iterator[AlignedFrame]:
+                    max_faces: int = 2, min_confidence: float = 0.5, model=None,
+                    lookahead_seconds: float | None = None) -> Iterator[AlignedFrame]:
     """Track and align ``(number, RGB frame)`` pairs one at a time (``fps``: the rate they come at).
 
     Frames before the first face are held (at most 2 s of them, then given the frame centre) and aligned
-    with the first face's landmarks, as the batch front end's nearest-neighbour fill does."""
+    with the first face's landmarks, as the batch front end's nearest-neighbour fill does.
+    ``lookahead_seconds`` cuts the alignment's Gaussian (normally +-3 sigma, 0.45 s) to that many seconds
+    either side, so a frame comes out that much after it was read (live analysis: the delay line is
+    most of the wait between an expression's end and its report; the eye centres' jitter, a few tenths
+    of a pixel, averages out over +-1 sigma nearly as well)."""
     align = config.align
     r, kernel = _gauss(align.smooth_seconds * fps)
+    if lookahead_seconds is not None and round(lookahead_seconds * fps) < r:
+        cut = max(0, int(round(lookahead_seconds * fps)))
+        kernel = kernel[r - cut:r + cut + 1] / kernel[r - cut:r + cut + 1].sum()
+        r = cut
     pending: deque = deque()   # (number, frame, landmarks or None, bs, pose, n_faces), not yet aligned
     eyes: deque = deque()       # eye centres (2, 2) of the frames from pending[0] - r on
     last_lm = None
