@@ -95,6 +95,28 @@ def test_keyframes_are_re_read_by_seeking():
     assert set(crops) == set(iv.keyframes) and all(c.shape == (224, 224, 3) for c in crops.values())
 
 
+def test_a_streamed_events_flow_map_has_the_head_motion_taken_off():
+    """The flow map made from re-read keyframes removes the head's own motion, fitted at the onset's rigid
+    points the event kept: at those points what is left is smaller than the plain flow there."""
+    from mevqa.apps.long_events import event_images
+    from mevqa.evidence.stream import keyframes, spot_stream
+    from mevqa.motion.flow import dense_flow, flow_to_rgb, sample_points
+
+    res = spot_stream(VIDEO, max_seconds=6.0)
+    iv = next(iv for iv in res.intervals if iv.keyframes)
+    head = np.asarray(iv.keyframes["onset"]["head"], np.float32)
+    assert head.shape == (19, 2)
+    crops = keyframes(VIDEO, iv)
+    plain = dense_flow(crops["onset"], crops["apex"])
+    shown = event_images(VIDEO, iv)["flow"]
+    assert shown.shape == (224, 224, 3) and not np.array_equal(shown, flow_to_rgb(plain))
+    from mevqa.motion.flow import remove_head_motion
+
+    rest = remove_head_motion(plain, head)
+    at = lambda f: float(np.median(np.linalg.norm(sample_points(f, head, radius=4), axis=-1)))  # noqa: E731
+    assert at(rest) <= at(plain)
+
+
 def test_live_windows_reach_back_over_what_they_put_off():
     """Live cut: a window every hop; behind the source, windows are put off but the next reaches back to
     what the last one left unsettled, so no frame an unreported event may span is dropped."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from mevqa.evidence.result import IntervalEvidence
 from mevqa.evidence.stream import StreamEvidence, keyframes
-from mevqa.motion.flow import dense_flow, flow_to_rgb
+from mevqa.motion.flow import dense_flow, flow_to_rgb, remove_head_motion
 
 #: Frames read on each side of an onset/apex pair for :func:`aus_between` (the aligner smooths over
 #: +-0.45 s, so the pair's own frames are aligned as in a whole clip).
@@ -43,11 +43,17 @@ def event_line(iv: IntervalEvidence) -> str:
 def event_images(source, iv: IntervalEvidence) -> dict[str, np.ndarray]:
     """Onset, apex and offset crops re-read from ``source``, and the onset-to-apex flow map.
 
-    The flow here is the plain onset-to-apex flow of the aligned crops (the AU detector also removes
-    the head motion the alignment left; that needs the landmarks of every frame, not kept for long videos)."""
+    The flow is the onset-to-apex flow of the aligned crops less the head motion the alignment left
+    (:func:`mevqa.motion.flow.remove_head_motion`, fitted at the onset's rigid points the interval kept),
+    as in a short clip's flow map; an interval that kept no rigid points (made before they were) shows
+    the plain flow."""
     images = keyframes(source, iv)
     if "onset" in images and "apex" in images:
-        images["flow"] = flow_to_rgb(dense_flow(images["onset"], images["apex"]))
+        flow = dense_flow(images["onset"], images["apex"])
+        head = (iv.keyframes or {}).get("onset", {}).get("head")
+        if head is not None:
+            flow = remove_head_motion(flow, np.asarray(head, np.float32))
+        images["flow"] = flow_to_rgb(flow)
     return images
 
 

@@ -72,6 +72,9 @@ def interval_evidence(front: FrontEnd, k: int, onset: int, apex: int, offset: in
     # Enough to cut the same crops from the clip again (the disk cache stores no face images).
     keyframes = {name: {"frame": int(front.to_clip(i)), "transform": front.faces.transforms[i].tolist()}
                  for name, i in at.items()}
+    # and the onset's rigid points (crop pixels), so a flow map made from re-read crops can have the head's
+    # own motion taken off as the AU detector's is (mevqa.apps.long_events.event_images)
+    keyframes["onset"]["head"] = np.round(front.head_points(at["onset"]), 2).tolist()
     if getattr(res, "flow", None) is not None:
         images["flow"] = flow_to_rgb(res.flow, max_magnitude=config.flow_map_scale)
     return IntervalEvidence(k, int(onset), int(apex), int(offset), kind, round(float(score), 4), front.clip.fps,

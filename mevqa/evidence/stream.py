@@ -108,8 +108,7 @@ def _covered(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 def _to_source(iv: IntervalEvidence, numbers: np.ndarray, rate: float, index: int) -> IntervalEvidence:
     """A window's interval in the source's frame numbers and rate, images dropped (re-read on demand)."""
-    keys = {k: {"frame": int(numbers[min(v["frame"], len(numbers) - 1)]), "transform": v["transform"]}
-            for k, v in (iv.keyframes or {}).items()}
+    keys = {k: {**v, "frame": int(numbers[min(v["frame"], len(numbers) - 1)])} for k, v in (iv.keyframes or {}).items()}
     return replace(iv, index=index, onset=int(numbers[iv.onset]), apex=int(numbers[iv.apex]),
                    offset=int(numbers[iv.offset]), fps=rate, images={}, keyframes=keys)
 
