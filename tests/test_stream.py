@@ -159,3 +159,19 @@ def test_spot_streams_a_video_over_the_clip_limits(monkeypatch, capsys):
         a, b = ev["onset"], ev["offset"]
         assert any(min(b, y) - max(a, x) + 1 >= 0.5 * (max(b, y) - min(a, x) + 1) for x, y in found), (ev, found)
     assert main(["spot", str(demo), "--plot", "/tmp/x.png"]) == 2
+
+
+def test_a_stopped_stream_stops_within_a_frame():
+    """``spot_stream(stop=)`` is checked before each frame: a cancelled long video does not run on to the
+    end of its 30 s window."""
+    from mevqa.evidence.stream import StreamStopped, spot_stream
+
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) > 20
+
+    with pytest.raises(StreamStopped):
+        spot_stream(VIDEO, stop=stop)
+    assert len(calls) == 21  # the 21st check stopped it; no frame was read after it

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import cv2
 import numpy as np
 
-from mevqa.apps.long_view import release_stream
+from mevqa.apps.uploads import release_stream
 from mevqa.evidence.builder import IntervalEvidence
 from mevqa.evidence.stream import LIVE_HOP_SECONDS, LIVE_WINDOW_SECONDS
 from mevqa.io.stream import STREAM_MAX_SIDE

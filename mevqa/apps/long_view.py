@@ -12,9 +12,7 @@ without a browser.
 """
 from __future__ import annotations
 
-import gc
 import logging
-import queue
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,9 +21,9 @@ from matplotlib.figure import Figure
 
 from mevqa.answer.lvqa import answer_lvqa, au_question, count_question, events_from, lvqa_question, type_question
 from mevqa.apps.long_events import event_images, reading
-from mevqa.apps.uploads import AnalysisCancelled, UploadError, check_upload
+from mevqa.apps.uploads import AnalysisCancelled, UploadError, check_upload, in_worker
 from mevqa.apps.views import flow_key
-from mevqa.evidence.stream import OVERLAP_SECONDS, WINDOW_SECONDS, StreamEvidence, spot_stream
+from mevqa.evidence.stream import OVERLAP_SECONDS, WINDOW_SECONDS, StreamEvidence, StreamStopped, spot_stream
 from mevqa.io.stream import MAX_STREAM_SECONDS, probe
 from mevqa.io.video import ClipError
 
@@ -103,56 +101,26 @@ def check_long_upload(path, *, max_seconds: float = LONG_MAX_SECONDS, max_mb: fl
     return p, info.duration
 
 
-def release_stream() -> None:
-    """Close here, in the thread that ran it, what a stopped stream left open.
-
-    A stream stopped part way (Cancel raises in its progress report) leaves its generators suspended
-    with the Face Landmarker open in them. If they were left to the garbage collector, it could close
-    the landmarker in whichever thread it happens to run, possibly one inside MediaPipe's dispatcher,
-    whose lock is not re-entrant (seen: a test hung so). Collecting here closes them in this thread."""
-    gc.collect()
-
-
 def stream_analysis(path, *, stop: Callable[[], bool], max_seconds: float = LONG_MAX_SECONDS,
                     window_seconds: float = WINDOW_SECONDS, overlap_seconds: float = OVERLAP_SECONDS
                     ) -> Iterator[tuple[int, int] | StreamEvidence]:
-    """Run :func:`spot_stream` in a worker thread; yield ``(frames read, frames total)`` after each window,
-    then the result. Once ``stop()`` is true this raises :class:`AnalysisCancelled` at once, and the worker
-    stops at the end of its current window (its progress report raises), so no core stays busy for it."""
-    events: queue.Queue = queue.Queue()
-    closed = threading.Event()
-
-    def progress(done: int, total: int) -> None:
-        if closed.is_set() or stop():
-            raise AnalysisCancelled("the analysis was cancelled")
-        events.put((int(done), int(total)))
-
-    def work() -> None:
+    """Run :func:`spot_stream` in a worker thread (:func:`mevqa.apps.uploads.in_worker`); yield ``(frames
+    read, frames total)`` after each window, then the result. Once ``stop()`` is true this raises
+    :class:`AnalysisCancelled` at once, and the worker stops before its next frame (``spot_stream(stop=)``)
+    or, while a window is being measured, at its end, so no core stays busy for it."""
+    def run(stopped, report):
         try:
-            events.put(spot_stream(path, max_seconds=max_seconds, window_seconds=window_seconds,
-                                   overlap_seconds=overlap_seconds, progress=progress))
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread, without its frames
-            if not isinstance(e, (AnalysisCancelled, ClipError)):
-                log.exception("long-video analysis failed")
-            events.put(e.with_traceback(None))
-        release_stream()
+            return spot_stream(path, max_seconds=max_seconds, window_seconds=window_seconds,
+                               overlap_seconds=overlap_seconds, stop=stopped,
+                               progress=lambda done, total: report((int(done), int(total))))
+        except StreamStopped:
+            raise AnalysisCancelled("the analysis was cancelled") from None
 
-    threading.Thread(target=work, name="mevqa-long-video", daemon=True).start()
-    try:
-        while True:
-            try:
-                item = events.get(timeout=0.25)
-            except queue.Empty:
-                if stop():
-                    raise AnalysisCancelled("the analysis was cancelled") from None
-                continue
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            if isinstance(item, StreamEvidence):
-                return
-    finally:
-        closed.set()
+    def on_error(e: BaseException) -> None:
+        if not isinstance(e, (AnalysisCancelled, ClipError)):
+            log.error("long-video analysis failed", exc_info=e)
+
+    return in_worker(run, stop=stop, name="mevqa-long-video", on_error=on_error)
 
 
 # -- views ------------------------------------------------------------------------------------------------

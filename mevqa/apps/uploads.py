@@ -11,6 +11,7 @@ Serving rules (issue 8):
 """
 from __future__ import annotations
 
+import gc
 import queue
 import stat
 import tempfile
@@ -131,32 +132,49 @@ def demo_clip() -> Clip:
     return load_demo()
 
 
-# -- computing the evidence, with progress ----------------------------------------------------------------
-def evidence_stream(clip: Clip, *, cache: bool = True, persist: bool = False,
-                    stop: Callable[[], bool] | None = None) -> Iterator[tuple[str, float] | Evidence]:
-    """Run :func:`compute_evidence` in a worker thread; yield ``(stage, fraction)`` while it runs, then
-    the Evidence. Exceptions of the computation are re-raised here, in the caller's thread. Uploads are
-    cached in this process's memory only (``persist=False``): nothing of a user's clip is written to disk.
+# -- computing in a worker thread, with progress and cancel ------------------------------------------------
+def release_stream() -> None:
+    """Close here, in the thread that ran it, what a stopped stream left open.
 
-    ``stop`` is polled at every progress report: once it returns True the worker raises
-    :class:`AnalysisCancelled` at its next report (so it does not keep a core busy for a clip nobody
-    waits for) and this generator raises it too. Closing the generator early stops the worker the same way.
+    A stream stopped part way (Cancel raises in its progress report) leaves its generators suspended
+    with the Face Landmarker open in them. If they were left to the garbage collector, it could close
+    the landmarker in whichever thread it happens to run, possibly one inside MediaPipe's dispatcher,
+    whose lock is not re-entrant (seen: a test hung so). Collecting here closes them in this thread."""
+    gc.collect()
+
+
+def in_worker(run: Callable[[Callable[[], bool], Callable[[object], None]], object], *, stop: Callable[[], bool] | None,
+              name: str, on_error: Callable[[BaseException], None] | None = None) -> Iterator:
+    """Run ``run(stopped, report)`` in a daemon thread named ``name``; yield each item it ``report``-s, then
+    what it returns. Its exceptions are re-raised here, in the caller's thread (without their frames).
+
+    ``stopped()`` is true once ``stop()`` is or this generator was closed; ``report`` then raises
+    :class:`AnalysisCancelled` in the worker (so it does not keep a core busy for work nobody waits for),
+    and this generator raises it at once. ``on_error(e)`` is called in the worker with what it raised
+    (logging); the worker's last act is :func:`release_stream`.
     """
     events: queue.Queue = queue.Queue()
     closed = threading.Event()
+    done = object()
 
-    def report(stage, frac):
-        if closed.is_set() or (stop is not None and stop()):
+    def stopped() -> bool:
+        return closed.is_set() or (stop is not None and stop())
+
+    def report(item) -> None:
+        if stopped():
             raise AnalysisCancelled("the analysis was cancelled")
-        events.put((stage, float(frac)))
+        events.put(item)
 
-    def work():
+    def work() -> None:
         try:
-            events.put(compute_evidence(clip, cache=cache, persist=persist, progress=report))
+            events.put((done, run(stopped, report)))
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-            events.put(e)
+            if on_error is not None:
+                on_error(e)
+            events.put(e.with_traceback(None))
+        release_stream()
 
-    threading.Thread(target=work, name="mevqa-evidence", daemon=True).start()
+    threading.Thread(target=work, name=name, daemon=True).start()
     try:
         while True:
             try:
@@ -167,8 +185,21 @@ def evidence_stream(clip: Clip, *, cache: bool = True, persist: bool = False,
                 continue
             if isinstance(item, BaseException):
                 raise item
-            yield item
-            if isinstance(item, Evidence):
+            if isinstance(item, tuple) and len(item) == 2 and item[0] is done:
+                yield item[1]
                 return
+            yield item
     finally:
         closed.set()
+
+
+def evidence_stream(clip: Clip, *, cache: bool = True, persist: bool = False,
+                    stop: Callable[[], bool] | None = None) -> Iterator[tuple[str, float] | Evidence]:
+    """Run :func:`compute_evidence` in a worker thread (:func:`in_worker`); yield ``(stage, fraction)``
+    while it runs, then the Evidence. Uploads are cached in this process's memory only (``persist=False``):
+    nothing of a user's clip is written to disk. ``stop`` is polled at every progress report and while
+    waiting: see :func:`in_worker`.
+    """
+    return in_worker(lambda stopped, report: compute_evidence(
+        clip, cache=cache, persist=persist, progress=lambda stage, frac: report((stage, float(frac)))),
+        stop=stop, name="mevqa-evidence")

@@ -113,6 +113,18 @@ def _to_source(iv: IntervalEvidence, numbers: np.ndarray, rate: float, index: in
                    offset=int(numbers[iv.offset]), fps=rate, images={}, keyframes=keys)
 
 
+class StreamStopped(RuntimeError):
+    """Raised inside :func:`spot_stream` when its ``stop()`` turned true (the caller cancelled)."""
+
+
+def _stoppable(frames, stop: Callable[[], bool]):
+    """``frames`` until ``stop()`` is true (checked before each frame), then :class:`StreamStopped`."""
+    for item in frames:
+        if stop():
+            raise StreamStopped("stopped")
+        yield item
+
+
 def _started(frames, on_start: Callable[[], None]):
     """``frames``, calling ``on_start()`` as the first one is read."""
     it = iter(frames)
@@ -210,7 +222,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                 on_event: Callable[[IntervalEvidence, int], None] | None = None,
                 realtime_lag: Callable[[float], float] | None = None,
                 progress: Callable[[int, int], None] | None = None, on_start: Callable[[], None] | None = None,
-                incremental: bool = True, early: bool = True) -> StreamEvidence:
+                incremental: bool = True, early: bool = True, stop: Callable[[], bool] | None = None
+                ) -> StreamEvidence:
     """Spot and read every expression of a video file, frame folder, webcam index or stream URL.
 
     ``hop_seconds`` switches to the live cut (a window every hop, intervals reported once settled);
@@ -228,6 +241,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     runs the whole evidence of every window (the same events, several times the work). ``early`` (live
     cut): a window that shows an interval ended but not yet settled has the next window cut as soon as
     it would settle (at least :data:`LIVE_MIN_GAP_SECONDS` later) rather than at the next hop.
+    ``stop()``, checked before each frame is read: once true, :class:`StreamStopped` is raised within a
+    frame (a cancelled analysis frees its core at once, not at the end of a 30 s window).
     """
     info = probe(source, fps=fps)
     step = analysis_step(info.fps, config.frontend.max_fps)
@@ -242,6 +257,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     frames = iter_frames(source, step=step, max_side=max_side, max_seconds=max_seconds, fps=info.fps, realtime=realtime)
     if on_start is not None:
         frames = _started(frames, on_start)
+    if stop is not None:
+        frames = _stoppable(frames, stop)
     out = StreamEvidence(str(source), info.fps, sub_fps, 0, [])
     errors = []
     aligned = stream_frontend(frames, sub_fps, config=config.frontend,
