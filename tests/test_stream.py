@@ -84,6 +84,9 @@ def test_ask_refuses_other_questions_on_a_long_video_in_one_line(monkeypatch, ca
     assert main(["ask", str(VIDEO), "Which action units are shown?"]) == 2
     err = capsys.readouterr().err
     assert "ask a long-video question" in err and len(err.strip().splitlines()) == 1
+    assert main(["ask", str(VIDEO), "Is this person hiding an emotion?"]) == 0  # the hidden-emotion check
+    out = capsys.readouterr().out
+    assert out.startswith(("Nothing suggests", "Worth a second look")) and "whole video" in out
 
 
 def test_keyframes_are_re_read_by_seeking():

@@ -34,12 +34,15 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from mevqa.answer.reasoner import hidden, is_hiding_question
 from mevqa.evidence.builder import Evidence, EvidenceConfig, IntervalEvidence
+from mevqa.evidence.hidden import hidden_emotion_check
 from mevqa.facs.codes import find_au
 
 __all__ = [
     "MICRO_MAX_SECONDS", "LVQA_EVIDENCE", "LvqaQuestion", "lvqa_question", "is_lvqa_question", "Event",
     "events", "events_from", "event_kind", "answer_lvqa", "count_question", "au_question", "type_question",
+    "answer_hidden", "is_hiding_question",
 ]
 
 MICRO_MAX_SECONDS = 0.5
@@ -148,3 +151,17 @@ def answer_lvqa(ev: Evidence | Sequence[Event], question: str | LvqaQuestion) ->
         return ", ".join(sorted(names, key=_au_number))
     kind = evs[q.n - 1].kind if q.n <= len(evs) else "macro"
     return f"{kind}-expression"
+
+
+def answer_hidden(intervals: Sequence[IntervalEvidence], fps: float) -> str:
+    """"Is this person hiding an emotion?" about a long video: the hidden-emotion check
+    (:func:`mevqa.evidence.hidden.hidden_emotion_check`) over all its streamed intervals, in the words a
+    clip's answer uses. A long video keeps no motion curve, so a micro-expression with no other
+    expression near it counts as on a neutral face without the check that the face was still around it
+    (a clip's answer makes that check): the flags are looser, and the answer says so."""
+    class _Found:
+        hidden = hidden_emotion_check(list(intervals), fps)
+
+    return (hidden(_Found) + f" (Checked over {len(intervals)} spotted interval(s) of the whole video; "
+            "a long video keeps no motion curve, so whether the face was still around a micro-expression "
+            "is not checked.)")

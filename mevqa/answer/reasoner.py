@@ -154,6 +154,11 @@ def explain_previous(ev, history) -> tuple[str, object, str]:
             f"The action unit detector measured {aus}; {emo}.", iv, note)
 
 
+def is_hiding_question(question: str) -> bool:
+    """Whether a question asks about concealment ("is she hiding something?", "is he lying?")."""
+    return bool(_HIDING.search(str(question).lower()))
+
+
 def hidden(ev) -> str:
     if ev.hidden:
         items = [h.explanation for h in ev.hidden]

@@ -19,7 +19,8 @@ from typing import Callable, Iterator
 
 from matplotlib.figure import Figure
 
-from mevqa.answer.lvqa import answer_lvqa, au_question, count_question, events_from, lvqa_question, type_question
+from mevqa.answer.lvqa import (answer_hidden, answer_lvqa, au_question, count_question, events_from, is_hiding_question,
+                               lvqa_question, type_question)
 from mevqa.apps.long_events import event_images, reading
 from mevqa.apps.uploads import AnalysisCancelled, UploadError, check_upload, in_worker
 from mevqa.apps.views import flow_key
@@ -36,7 +37,8 @@ LONG_QUESTIONS = (count_question("all"), count_question("micro"), count_question
                   type_question(1))
 ASKABLE = ("On a long video I answer the long-video questions (ME-LVQA): how many expression events "
            "(or micro-/macro-expression events) appear, which distinct action units appear, and the "
-           "expression type of the N-th event. Pick an event on the timeline to see its action units and reading.")
+           "expression type of the N-th event; and whether the person may be hiding an emotion (the hidden-emotion "
+           "check). Pick an event on the timeline to see its action units and reading.")
 
 
 class LongSession:
@@ -225,6 +227,8 @@ def answer(s: LongSession, question: str) -> str:
     if s.res is None:
         return "No long video analysed yet: upload one above."
     kind = lvqa_question(q)
+    if kind is None and is_hiding_question(q):
+        return answer_hidden(s.res.intervals, s.res.fps)
     if kind is None:
         return ASKABLE
     events = events_from(s.res.intervals, s.res.fps)

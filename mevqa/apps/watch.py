@@ -102,7 +102,7 @@ def answer_long(path: str, question: str, *, fps: float | None = None, max_secon
     """The answer to a long-video question (ME-LVQA) from the streamed events of ``path``; None when the
     question is not one and the clip fits in memory (the ordinary ``ask`` path answers it). A clip over
     the in-memory limits asked anything else: ValueError saying what can be asked."""
-    from mevqa.answer.lvqa import answer_lvqa, events_from, lvqa_question  # noqa: PLC0415 - heavy on start-up
+    from mevqa.answer.lvqa import answer_hidden, answer_lvqa, events_from, is_hiding_question, lvqa_question  # noqa: PLC0415
     from mevqa.evidence.stream import spot_stream  # noqa: PLC0415
     from mevqa.io.decode import DEFAULT_LIMITS  # noqa: PLC0415
     from mevqa.io.stream import probe  # noqa: PLC0415
@@ -112,13 +112,16 @@ def answer_long(path: str, question: str, *, fps: float | None = None, max_secon
         return None
     info = probe(path, fps=fps)
     long = info.n_frames > DEFAULT_LIMITS.max_frames or info.duration > DEFAULT_LIMITS.max_seconds
-    if kind is None:
+    hiding = kind is None and long and is_hiding_question(question)
+    if kind is None and not hiding:
         if long:
             raise ValueError(f"{path}: {info.duration:.0f} s is longer than a clip ({DEFAULT_LIMITS.max_seconds:g} s); "
                              "ask a long-video question (how many (micro-/macro-)expression events, which action "
-                             "units, the type of the N-th event) or trim the clip")
+                             "units, the type of the N-th event, whether the person is hiding an emotion) or trim the clip")
         return None
     res = spot_stream(path, fps=fps, max_seconds=max_seconds)
     for note in res.notes:
         print(f"({note})", file=sys.stderr)
+    if hiding:
+        return answer_hidden(res.intervals, res.fps)
     return answer_lvqa(events_from(res.intervals, res.fps), kind)
