@@ -178,3 +178,27 @@ def test_a_stopped_stream_stops_within_a_frame():
     with pytest.raises(StreamStopped):
         spot_stream(VIDEO, stop=stop)
     assert len(calls) == 21  # the 21st check stopped it; no frame was read after it
+
+
+def test_watch_reads_an_http_stream():
+    """A network source (here the real video served over HTTP by a local server, as an IP camera's
+    http:// stream would be read): events are printed as they come; a source that delivers faster than
+    real time gets no report delay (its frames do not arrive at their own pace), and says so."""
+    import functools
+    import http.server
+    import io
+    import threading
+
+    from mevqa.apps.watch import watch
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(VIDEO.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = io.StringIO()
+        summary = watch(f"http://127.0.0.1:{server.server_address[1]}/{VIDEO.name}", max_seconds=8.0, out=out)
+    finally:
+        server.shutdown()
+    lines = out.getvalue().splitlines()
+    assert summary["events"] == len(lines) >= 1 and summary["seconds"] >= 7.5
+    assert any("faster than real time" in n for n in summary["notes"])  # (the first may still come in time)

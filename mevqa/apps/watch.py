@@ -58,6 +58,7 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
     timed = realtime or is_live(source)
     delays: list[float] = []
     behind: list[float] = []
+    ahead: list[int] = []  # events reported while the source ran ahead of real time
     begun = time.perf_counter()
     start = begun  # the source's clock: reset when its first frame is read (after the models have loaded)
 
@@ -70,9 +71,14 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
         # windowing itself adds, whatever the machine's speed
         behind.append((newest - iv.offset) / iv.fps)
         delay = None
-        if timed:  # the offset's frame came at start + offset/fps (played or live at its own pace; the
+        now = time.perf_counter()
+        # a network source may deliver a file faster than it plays (an mp4 over HTTP): then frames do not
+        # come at start + t, and no delay can be read off the clock
+        if timed and newest / iv.fps > now - start + 1.0:
+            ahead.append(1)
+        elif timed:  # the offset's frame came at start + offset/fps (played or live at its own pace; the
             # clock starts at the first frame, so loading the models is not counted as delay)
-            delay = time.perf_counter() - (start + iv.offset / iv.fps)
+            delay = now - (start + iv.offset / iv.fps)
             delays.append(delay)
         if as_json:
             print(json.dumps({"onset": iv.onset, "offset": iv.offset, "fps": round(iv.fps, 3), "kind": iv.kind,
@@ -88,7 +94,8 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
                       realtime_lag=(lambda t: time.perf_counter() - start - t) if timed else None, on_start=started)
     summary = {"events": len(res.intervals), "seconds": round(res.duration, 2),
                "wall_seconds": round(time.perf_counter() - begun, 2), "startup_s": round(start - begun, 2),
-               "notes": res.notes}
+               "notes": res.notes + ([f"{len(ahead)} event(s) came while the source delivered frames faster than "
+                                      "real time: no report delay measured for them"] if ahead else [])}
     for name, values in (("delay", delays), ("read_past_offset", behind)):
         if values:
             q = sorted(values)
