@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import socket
 import tempfile
 import time
 import zipfile
@@ -27,19 +26,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 EVIDENCE_ONLY = "evidence-only"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server():
-    app = ui.build_app()
-    port = _free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **ui.launch_options())
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
+def server(launch_app):
+    return launch_app()
 
 
 @pytest.fixture(scope="module")

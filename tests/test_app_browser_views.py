@@ -4,7 +4,6 @@ the test's temporary folder)."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import cv2
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("gradio")
-from mevqa.apps import gradio_app as ui  # noqa: E402
 from mevqa.io.stream import iter_frames  # noqa: E402
 from mevqa.io.video import write_clip  # noqa: E402
 
@@ -21,20 +19,10 @@ BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
                 "--disable-component-update", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server():
+def server(launch_app):
     # short streaming windows, so a 6 s "long" video is analysed in a few windows within seconds
-    app = ui.build_app(demo_on_start=False, long_options=dict(window_seconds=4.0, overlap_seconds=2.0))
-    port = _free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **ui.launch_options())
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
+    return launch_app(demo_on_start=False, long_options=dict(window_seconds=4.0, overlap_seconds=2.0))
 
 
 @pytest.fixture(scope="module")
