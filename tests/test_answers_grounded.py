@@ -244,6 +244,21 @@ def test_real_video_answers_follow_the_evidence(real_ev):
     assert np.isfinite(real_ev.duration)
 
 
+def test_a_moment_only_a_weaker_interval_covers_says_so(real_ev):
+    """The evidence keeps the strongest 8 intervals; a moment that only a weaker, left-out one covers is
+    answered with that interval (spotted, not read), not with "nothing was spotted"."""
+    left = real_ev.settings.get("left_out", [])
+    kept = [(iv.t_onset, iv.t_offset) for iv in real_ev.intervals]
+    fps = real_ev.fps
+    alone = [(a / fps, (b + 1) / fps) for a, b, _ in left
+             if not any(k0 <= (a + b) / 2 / fps <= k1 for k0, k1 in kept)]
+    if not alone:
+        pytest.skip("every left-out interval overlaps a kept one here")
+    t = (alone[0][0] + alone[0][1]) / 2
+    text = Agent().ask(real_ev, f"What happened at {t:.2f} s?").text
+    assert text.startswith("A weaker interval was spotted") and f"{alone[0][0]:.2f}" in text, text
+
+
 def test_a_chat_gets_one_line_for_an_over_long_question(clip):
     assert list(Agent().stream(clip, "1" * 20_000)) == [
         f"I cannot answer that: the question is 20000 characters long; the limit is {MAX_QUESTION_CHARS}."]

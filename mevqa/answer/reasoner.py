@@ -253,6 +253,15 @@ def about_focus(ev, focus) -> str:
     near_txt = "; ".join(describe(iv) for iv in sorted(near, key=lambda iv: iv.onset))
     face = [g for g in segments(ev) if g.interval is None and g.start <= hi and lo <= g.end and g.face]
     held = f" The face holds: {face[0].face}." if face else ""
+    fps = ev.fps or 1.0
+    weaker = [(a / fps, (b + 1) / fps, sc) for a, b, sc in (ev.settings or {}).get("left_out", [])
+              if a / fps <= hi and lo <= (b + 1) / fps]
+    if weaker:
+        a, b, sc = weaker[0]
+        kept = len([iv for iv in ev.intervals if not iv.assumed])
+        return (f"A weaker interval was spotted {focus.how}, {a:.2f}-{b:.2f} s (spotting score {sc:.2f}), but it is "
+                f"not among the {kept} strongest the evidence keeps, so its action units were not read.{held} "
+                f"Nearest kept: {near_txt}.")
     return f"No expression interval was spotted {focus.how}. {curve}{held} Nearest: {near_txt}."
 
 

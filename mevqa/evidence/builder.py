@@ -155,6 +155,13 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
                 "text_budget_tokens": config.text_budget_tokens, "step": front.step}
     if coded is not None:
         settings["interval"] = "coded (onset/apex/offset from the coding sheet)"
+    # the spotter's weaker intervals past max_intervals, unread (clip frames, score): an answer about a
+    # moment one of them covers can say it was spotted but not kept, rather than that nothing was
+    kept = {(iv.onset, iv.offset) for iv in spotted}
+    left_out = [[int(iv.onset), int(iv.offset), round(float(iv.score), 3)] for iv in sr.intervals
+                if (iv.onset, iv.offset) not in kept] if coded is None else []
+    if left_out:
+        settings["left_out"] = left_out
     lost = [int(front.to_clip(i)) for i in front.track.lost_frames]
     return Evidence(clip.source, clip.content_hash(), clip.fps, clip.n_frames, clip.size[0], clip.size[1],
                     intervals, hidden, curve, lost, settings, EVIDENCE_VERSION, expression, head_pose, quality)
