@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from mevqa.answer.reasoner import hidden, is_hiding_question
+from mevqa.answer.reasoner import hidden_findings_text
 from mevqa.evidence.builder import Evidence, EvidenceConfig, IntervalEvidence
 from mevqa.evidence.hidden import hidden_emotion_check
 from mevqa.facs.codes import find_au
@@ -42,7 +42,7 @@ from mevqa.facs.codes import find_au
 __all__ = [
     "MICRO_MAX_SECONDS", "LVQA_EVIDENCE", "LvqaQuestion", "lvqa_question", "is_lvqa_question", "Event",
     "events", "events_from", "event_kind", "answer_lvqa", "count_question", "au_question", "type_question",
-    "answer_hidden", "is_hiding_question",
+    "answer_hidden",
 ]
 
 MICRO_MAX_SECONDS = 0.5
@@ -159,9 +159,6 @@ def answer_hidden(intervals: Sequence[IntervalEvidence], fps: float) -> str:
     clip's answer uses. A long video keeps no motion curve, so a micro-expression with no other
     expression near it counts as on a neutral face without the check that the face was still around it
     (a clip's answer makes that check): the flags are looser, and the answer says so."""
-    class _Found:
-        hidden = hidden_emotion_check(list(intervals), fps)
-
-    return (hidden(_Found) + f" (Checked over {len(intervals)} spotted interval(s) of the whole video; "
+    return (hidden_findings_text(hidden_emotion_check(list(intervals), fps)) + f" (Checked over {len(intervals)} spotted interval(s) of the whole video; "
             "a long video keeps no motion curve, so whether the face was still around a micro-expression "
             "is not checked.)")

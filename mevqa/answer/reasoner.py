@@ -88,7 +88,7 @@ def reason(ev, question: str, history=None) -> tuple[str, object, str, str]:
         return greeting(ev), None, "", "a greeting needs no evidence"
     if _WHY.search(q):
         return explain_previous(ev, history) + ("",)
-    if _HIDING.search(q):
+    if is_hiding_question(q):
         return hidden(ev), None, "", ("the hidden-emotion check: a micro-expression whose reading conflicts with "
                                       "the expression around it, or one on an otherwise still face")
     stems = expression_words(q)
@@ -160,8 +160,13 @@ def is_hiding_question(question: str) -> bool:
 
 
 def hidden(ev) -> str:
-    if ev.hidden:
-        items = [h.explanation for h in ev.hidden]
+    return hidden_findings_text(ev.hidden)
+
+
+def hidden_findings_text(findings) -> str:
+    """The answer to a concealment question from the hidden-emotion check's findings."""
+    if findings:
+        items = [h.explanation for h in findings]
         listed = items[0] if len(items) == 1 else "; ".join(f"({k}) {x}" for k, x in enumerate(items, 1))
         return (f"Worth a second look: {listed}. This is a flag, not proof: a micro-expression shows a brief "
                 "feeling, not a lie or its reason.")

@@ -19,8 +19,8 @@ from typing import Callable, Iterator
 
 from matplotlib.figure import Figure
 
-from mevqa.answer.lvqa import (answer_hidden, answer_lvqa, au_question, count_question, events_from, is_hiding_question,
-                               lvqa_question, type_question)
+from mevqa.answer.lvqa import answer_hidden, answer_lvqa, au_question, count_question, events_from, lvqa_question, type_question
+from mevqa.answer.reasoner import is_hiding_question
 from mevqa.apps.long_events import event_images, reading
 from mevqa.apps.uploads import AnalysisCancelled, UploadError, check_upload, in_worker
 from mevqa.apps.views import flow_key

@@ -17,6 +17,7 @@ import stat
 import tempfile
 import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -143,6 +144,13 @@ def release_stream() -> None:
     gc.collect()
 
 
+@dataclass(frozen=True)
+class _Result:
+    """What :func:`in_worker`'s ``run`` returned (told apart from the items it reported)."""
+
+    value: object
+
+
 def in_worker(run: Callable[[Callable[[], bool], Callable[[object], None]], object], *, stop: Callable[[], bool] | None,
               name: str, on_error: Callable[[BaseException], None] | None = None) -> Iterator:
     """Run ``run(stopped, report)`` in a daemon thread named ``name``; yield each item it ``report``-s, then
@@ -155,7 +163,6 @@ def in_worker(run: Callable[[Callable[[], bool], Callable[[object], None]], obje
     """
     events: queue.Queue = queue.Queue()
     closed = threading.Event()
-    done = object()
 
     def stopped() -> bool:
         return closed.is_set() or (stop is not None and stop())
@@ -167,7 +174,7 @@ def in_worker(run: Callable[[Callable[[], bool], Callable[[object], None]], obje
 
     def work() -> None:
         try:
-            events.put((done, run(stopped, report)))
+            events.put(_Result(run(stopped, report)))
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             if on_error is not None:
                 on_error(e)
@@ -185,8 +192,8 @@ def in_worker(run: Callable[[Callable[[], bool], Callable[[object], None]], obje
                 continue
             if isinstance(item, BaseException):
                 raise item
-            if isinstance(item, tuple) and len(item) == 2 and item[0] is done:
-                yield item[1]
+            if isinstance(item, _Result):
+                yield item.value
                 return
             yield item
     finally:

@@ -58,7 +58,7 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
     timed = realtime or is_live(source)
     delays: list[float] = []
     behind: list[float] = []
-    ahead: list[int] = []  # events reported while the source ran ahead of real time
+    ahead = 0  # events reported while the source ran ahead of real time
     begun = time.perf_counter()
     start = begun  # the source's clock: reset when its first frame is read (after the models have loaded)
 
@@ -67,6 +67,7 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
         start = time.perf_counter()
 
     def on_event(iv, newest: int) -> None:
+        nonlocal ahead
         # how much of the source had been read past the offset when it was reported: the delay the
         # windowing itself adds, whatever the machine's speed
         behind.append((newest - iv.offset) / iv.fps)
@@ -75,7 +76,7 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
         # a network source may deliver a file faster than it plays (an mp4 over HTTP): then frames do not
         # come at start + t, and no delay can be read off the clock
         if timed and newest / iv.fps > now - start + 1.0:
-            ahead.append(1)
+            ahead += 1
         elif timed:  # the offset's frame came at start + offset/fps (played or live at its own pace; the
             # clock starts at the first frame, so loading the models is not counted as delay)
             delay = now - (start + iv.offset / iv.fps)
@@ -94,7 +95,7 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
                       realtime_lag=(lambda t: time.perf_counter() - start - t) if timed else None, on_start=started)
     summary = {"events": len(res.intervals), "seconds": round(res.duration, 2),
                "wall_seconds": round(time.perf_counter() - begun, 2), "startup_s": round(start - begun, 2),
-               "notes": res.notes + ([f"{len(ahead)} event(s) came while the source delivered frames faster than "
+               "notes": res.notes + ([f"{ahead} event(s) came while the source delivered frames faster than "
                                       "real time: no report delay measured for them"] if ahead else [])}
     for name, values in (("delay", delays), ("read_past_offset", behind)):
         if values:
@@ -109,7 +110,8 @@ def answer_long(path: str, question: str, *, fps: float | None = None, max_secon
     """The answer to a long-video question (ME-LVQA) from the streamed events of ``path``; None when the
     question is not one and the clip fits in memory (the ordinary ``ask`` path answers it). A clip over
     the in-memory limits asked anything else: ValueError saying what can be asked."""
-    from mevqa.answer.lvqa import answer_hidden, answer_lvqa, events_from, is_hiding_question, lvqa_question  # noqa: PLC0415
+    from mevqa.answer.lvqa import answer_hidden, answer_lvqa, events_from, lvqa_question  # noqa: PLC0415 - heavy on start-up
+    from mevqa.answer.reasoner import is_hiding_question  # noqa: PLC0415
     from mevqa.evidence.stream import spot_stream  # noqa: PLC0415
     from mevqa.io.decode import DEFAULT_LIMITS  # noqa: PLC0415
     from mevqa.io.stream import probe  # noqa: PLC0415

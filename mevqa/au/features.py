@@ -359,9 +359,9 @@ def measure(front, i0: int, i1: int, config: AUConfig) -> tuple[AUFeatures, np.n
     iod = float(front.interocular_px)
     n = len(faces)
     radius = max(1, int(round(config.window * iod)))
-    # Every (reference, target) pair from onset-r..onset to apex-r..apex+r: sensor noise and flow
-    # error average out over the pairs, while a micro-expression's apex plateau loses little.
-    # Radii in seconds (the same stretch of the face's motion at any frame rate), frames about 30 a second.
+    # The mean flow from onset-r0..onset to apex-r1..apex+r1 (:func:`_flow_spread`): sensor noise and flow
+    # error average out, while a micro-expression's apex plateau loses little. Radii in seconds (the same
+    # stretch of the face's motion at any frame rate), frames about 30 a second.
     step = max(1, round(front.fps / 30))
     r1 = max(1, round(config.apex_seconds * front.fps))
     r0 = max(1, round(config.onset_seconds * front.fps))

@@ -125,9 +125,13 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
     intervals = []
     if coded is not None:
         intervals.append(_coded_interval(front, sr, coded, config))
-        spotted = []
+        spotted, left_out = [], []
     else:
-        spotted = sorted(sorted(sr.intervals, key=lambda iv: -iv.score)[: config.max_intervals], key=lambda iv: iv.onset)
+        ranked = sorted(sr.intervals, key=lambda iv: -iv.score)
+        spotted = sorted(ranked[: config.max_intervals], key=lambda iv: iv.onset)
+        # the weaker ones, unread (clip frames, score): an answer about a moment one of them covers can say it
+        # was spotted but not kept, rather than that nothing was
+        left_out = [[int(iv.onset), int(iv.offset), round(float(iv.score), 3)] for iv in ranked[config.max_intervals:]]
     # 2. AUs and emotions per interval.
     for k, iv in enumerate(spotted):
         intervals.append(interval_evidence(front, k, iv.onset, iv.apex, iv.offset, iv.kind, iv.score,
@@ -155,11 +159,6 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
                 "text_budget_tokens": config.text_budget_tokens, "step": front.step}
     if coded is not None:
         settings["interval"] = "coded (onset/apex/offset from the coding sheet)"
-    # the spotter's weaker intervals past max_intervals, unread (clip frames, score): an answer about a
-    # moment one of them covers can say it was spotted but not kept, rather than that nothing was
-    kept = {(iv.onset, iv.offset) for iv in spotted}
-    left_out = [[int(iv.onset), int(iv.offset), round(float(iv.score), 3)] for iv in sr.intervals
-                if (iv.onset, iv.offset) not in kept] if coded is None else []
     if left_out:
         settings["left_out"] = left_out
     lost = [int(front.to_clip(i)) for i in front.track.lost_frames]
