@@ -30,7 +30,13 @@ def test_roi_motion_from_the_pair_cache_equals_measuring_every_pair(aligned):
     from mevqa.spot.signals import roi_motion
 
     frames, fps = aligned
-    lag = round(SpotConfig().lag_seconds * fps)
+    from mevqa.evidence.stream import LIVE_TAIL_STEP_SECONDS
+
+    cfg = SpotConfig(tail_step_seconds=LIVE_TAIL_STEP_SECONDS)  # as the live cut measures
+    lag = round(cfg.lag_seconds * fps)
+    # the last lag frames' flows to the last frame: every stride-th (signals.roi_motion)
+    tail = len(range(lag - 1, 0, -max(1, round(cfg.tail_step_seconds * fps))))
+    assert tail < lag - 1
     hop = 24
     last = 0
     with PairCache() as cache:
@@ -39,20 +45,21 @@ def test_roi_motion_from_the_pair_cache_equals_measuring_every_pair(aligned):
             grown, last = start + len(chunk) - last, start + len(chunk)
             front = window_frontend(chunk, fps)
             args = (front.faces.gray, front.faces.landmarks, fps)
-            plain = roi_motion(*args, iod=front.interocular_px)
+            plain = roi_motion(*args, config=cfg, iod=front.interocular_px)
             before = cache.misses
             cache.bind([f.number for f in chunk])
-            cached = roi_motion(*args, iod=front.interocular_px, cache=cache)
+            cached = roi_motion(*args, config=cfg, iod=front.interocular_px, cache=cache)
             assert all(np.array_equal(a, b) for a, b in zip(plain, cached))
             new = cache.misses - before
             if k == 0:
-                assert new == len(chunk) - 1 + lag - 1  # every pair once
-            elif k == 1:  # hop new frames, lag - 1 pairs to the new last frame
-                assert new == hop + lag - 1 and cache.hits > 0
+                assert new == len(chunk) - 1 + tail  # every pair once
+            elif k == 1:  # hop new frames, the tail's pairs to the new last frame
+                assert new == hop + tail and cache.hits > 0
             else:  # a new first frame: its lag pairs are measured again too
                 assert new <= grown + 2 * lag
         # a window of another length than the one bound is measured without the cache
-        assert all(np.array_equal(a, b) for a, b in zip(plain, roi_motion(*args, iod=front.interocular_px, cache=cache)))
+        assert all(np.array_equal(a, b) for a, b in zip(plain, roi_motion(*args, config=cfg, iod=front.interocular_px,
+                                                                           cache=cache)))
 
 
 def test_spot_window_equals_spot(aligned):
@@ -133,3 +140,14 @@ def test_watch_realtime_prints_events_while_playing():
     assert summary["events"] == len(lines) >= 1 and "delay_median_s" in summary
     assert all("reported" in line and "after its offset" in line for line in lines)
     assert out.at[0] < end - 0.5 and summary["wall_seconds"] >= 7.0 - 0.5 and out.at[0] > t0
+
+
+def test_a_live_window_takes_no_interval_from_its_first_lag_frames_unless_it_starts_the_stream():
+    """There the spotter measures against the window's first frame: a window cut in the middle of an
+    expression would report its return to neutral as one of its own."""
+    from mevqa.evidence.stream import LAG_SECONDS, _cut_start
+
+    fps = 24.0
+    assert _cut_start(np.arange(0, 150), 0, fps) == 0
+    assert _cut_start(np.arange(40, 190), 0, fps) == round(LAG_SECONDS * fps)
+    assert _cut_start(np.arange(80, 230, 2), 80, fps / 2) == 0  # a stream whose first analysed frame is 80

@@ -25,6 +25,7 @@ from mevqa.facs.emotions import emotion_candidates
 from mevqa.io.video import Clip
 from mevqa.motion.flow import flow_to_rgb
 from mevqa.motion.frontend import FrontEnd, FrontEndConfig, run_frontend
+from mevqa.spot.config import SpotConfig
 from mevqa.spot.spotter import spot
 
 __all__ = ["EVIDENCE_VERSION", "Evidence", "EvidenceConfig", "HiddenEmotionFinding", "IntervalEvidence",
@@ -36,6 +37,7 @@ class EvidenceConfig:
     """Settings that change the evidence (and so its cache key)."""
 
     frontend: FrontEndConfig = FrontEndConfig()
+    spot: SpotConfig = SpotConfig()
     max_intervals: int = 8          # strongest intervals kept
     flow_map_scale: float = 3.0     # px in the aligned crop that saturates a flow map
     curve_points: int = 400         # motion curve samples kept for plots
@@ -121,7 +123,7 @@ def evidence_from_frontend(front: FrontEnd, *, config: EvidenceConfig = Evidence
     """
     clip = front.clip
     # 1. Spot intervals; keep the strongest few, in time order (or measure the coded one).
-    sr = spot(front)
+    sr = spot(front, config=config.spot)
     intervals = []
     if coded is not None:
         intervals.append(_coded_interval(front, sr, coded, config))

@@ -32,8 +32,19 @@ before the spotter's 2 s reference after it has arrived: its bounds there are th
 allow, and a later window may place it a little differently (it is not reported twice). Its frames are
 aligned with the eye centres smoothed over +-0.15 s, not +-0.45 s (``LIVE_LOOKAHEAD_SECONDS``: the
 alignment's delay line), and while an expression is under way at a window's end the next window comes
-at least ``LIVE_MIN_GAP_SECONDS`` later rather than a hop later (``early``). Report delay on a 40 s file
-played in real time on 2 cores: median 2.0 s before these three, 1.2-1.3 s after.
+at least ``LIVE_MIN_GAP_SECONDS`` later rather than a hop later (``early``); once it is seen ended, the
+window that settles it comes as soon as it does. Report delay on a 40 s file played in real time on 2
+cores: median 2.0 s before these three, 1.2-1.3 s after.
+
+Three more cut the delay on the 80 s file of ``bench/bench_long.py --mode live`` (median 1.21 -> 1.0 s,
+95th percentile 6.4 -> 2.8 s; how far past an offset the reader was: median 0.67 -> 0.42 s when not
+timed): a window is spotted as a piece of a stream (``SpotConfig.cut_ends=False``: an interval still
+falling at the window's end is over where it has come down as far as it rose, not at the end), its
+last lag frames are measured against its last frame every ``LIVE_TAIL_STEP_SECONDS`` (the rest
+interpolated: half as many flows there), and intervals that begin in a window's first lag frames
+are not taken from it (:func:`_cut_start`). What is left of the 95th percentile are events a later
+window places anew: two expressions close together read as one until the reference 2 s after the
+first has come, and then the first is reported on its own, 2 s after its offset.
 """
 from __future__ import annotations
 
@@ -72,6 +83,10 @@ LIVE_LOOKAHEAD_SECONDS = 0.15
 LIVE_SLACK_SECONDS = 2.0
 # an early window (one that settles an interval seen ending) comes at least this long after the last one
 LIVE_MIN_GAP_SECONDS = 0.25
+# a live window measures its last lag frames against its last frame every 0.08 s (every second frame at
+# 24-30 fps), interpolated between: every window pays for them anew. Not for whole clips: there the
+# interpolation moved a few ends (bench_realvideo's 8 s excerpt, interval F1 0.86 -> 0.57)
+LIVE_TAIL_STEP_SECONDS = 0.08
 MACRO_MAX_SECONDS = 4.0  # the longest expression the spotter reports whole (SpotConfig.macro_max_seconds)
 LAG_SECONDS = 2.0        # the spotter's reference lag (SpotConfig.lag_seconds)
 
@@ -191,16 +206,33 @@ def _live_windows(aligned, min_len: int, hop: int, settle: int, reach: int, *, b
         yield list(ring)[first() - (count - len(ring)):], True
 
 
+def _cut_start(numbers: np.ndarray, first: int, fps: float) -> int:
+    """How many of a live window's first frames its intervals may not begin in: ``lag`` frames, unless the
+    window begins with the stream.
+
+    The spotter measures a window's first ``lag`` frames against its first frame (it has none earlier).
+    Where the live cut started the window in the middle of an expression, that expression's return to
+    neutral then looks like an expression of its own (on a 40 s test file, the tail of a 2 s smile was
+    reported again, 5 s late). Nothing real is lost: a window's first frame moves forward only by more
+    than ``lag`` (``LIVE_SLACK_SECONDS`` >= ``LAG_SECONDS``) and to at least ``reach`` (a lag plus the
+    longest expression) before what the window before it left unsettled, so an expression that begins
+    there was settled, at least ``lag`` after its window's first frame, by an earlier window.
+    """
+    return 0 if int(numbers[0]) <= first else max(1, round(LAG_SECONDS * fps))
+
+
 def _live_intervals(front, numbers: np.ndarray, cache: PairCache, *, config: EvidenceConfig, settled: int,
-                    fresh: Callable[[int, int], bool]):
+                    fresh: Callable[[int, int], bool], cut: int = 0):
     """The live cut's new events of one window, as :func:`evidence_from_frontend` would read them, but
     spotted with the motion earlier windows measured (:func:`mevqa.spot.incremental.spot_window`) and
     read (AUs, face) only for the intervals that are settled (offset before window frame ``settled``)
-    and ``fresh(onset, offset)`` (stream frame numbers: not reported before). Spots now; returns an
+    and ``fresh(onset, offset)`` (stream frame numbers: not reported before), and that begin at or after
+    window frame ``cut`` (:func:`_cut_start`). Spots now; returns an
     iterator that reads each interval once the ones before it were taken (the caller adds each to what
     ``fresh`` checks, as the uncached path does)."""
-    sr = spot_window(front, numbers, cache)
+    sr = spot_window(front, numbers, cache, config=config.spot)
     spotted = sorted(sorted(sr.intervals, key=lambda iv: -iv.score)[: config.max_intervals], key=lambda iv: iv.onset)
+    spotted = [s for s in spotted if s.onset >= cut]
     spans = [(s.onset, s.offset) for s in spotted]
 
     def read():
@@ -240,7 +272,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     (:class:`mevqa.motion.stream.PairCache`) and reads AUs only for the intervals it reports; ``False``
     runs the whole evidence of every window (the same events, several times the work). ``early`` (live
     cut): a window that shows an interval ended but not yet settled has the next window cut as soon as
-    it would settle (at least :data:`LIVE_MIN_GAP_SECONDS` later) rather than at the next hop.
+    it would settle, and one that shows an interval under way at its end has the next one cut
+    :data:`LIVE_MIN_GAP_SECONDS` later, rather than at the next hop.
     ``stop()``, checked before each frame is read: once true, :class:`StreamStopped` is raised within a
     frame (a cancelled analysis frees its core at once, not at the end of a 30 s window).
     """
@@ -277,6 +310,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                             lambda f: (busy and not busy[0].done()) or realtime_lag(f.number / info.fps) > hop_seconds,
                             wake=wake)
     live = hop_seconds is not None
+    if live:  # a live window's ends are wherever the cut fell, not an expression's onset or offset
+        config = replace(config, spot=replace(config.spot, cut_ends=False, tail_step_seconds=LIVE_TAIL_STEP_SECONDS))
     # live: pairs of frames measured by one window are looked up by the next (identical results)
     cache = PairCache() if live and incremental and not config.assume_expression else None
 
@@ -286,12 +321,15 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                        for k in out.intervals[-8:])
 
     counted = -1
+    first = []  # the stream's first analysed frame number
 
     def measure(chunk: list, last: bool) -> None:
         """Spot and read one window, report its new intervals, ask for an early window if one is due."""
         nonlocal counted
         out.windows += 1
         numbers = np.array([f.number for f in chunk])
+        first[:] = first or [int(numbers[0])]
+        cut_start = _cut_start(numbers, first[0], sub_fps) if live else 0
         out.n_frames = int(numbers[-1]) + 1
         out.lost_frames += sum(not f.detected for f in chunk if f.number > counted)
         counted = int(numbers[-1])
@@ -301,16 +339,17 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                 raise FaceError(f"{source}: the face is lost in most of frames {numbers[0]}-{numbers[-1]}")
             front = window_frontend(chunk, sub_fps, source=str(source), config=config.frontend)
             if cache is not None:
-                spans, keep = _live_intervals(front, numbers, cache, config=config, settled=settled, fresh=fresh)
+                spans, keep = _live_intervals(front, numbers, cache, config=config, settled=settled, fresh=fresh,
+                                              cut=cut_start)
             else:
                 ev = evidence_from_frontend(front, config=config)
-                spans = [(iv.onset, iv.offset) for iv in ev.intervals]
+                spans = [(iv.onset, iv.offset) for iv in ev.intervals if iv.onset >= cut_start]
                 if not live:
                     lo = 0 if out.windows == 1 else overlap / 2
                     hi = len(chunk) if last else len(chunk) - overlap / 2
                     keep = [iv for iv in ev.intervals if lo <= (iv.onset + iv.offset) / 2 < hi]
                 else:  # only events (an AU found present, as mevqa.answer.lvqa counts them), once settled
-                    keep = [iv for iv in ev.intervals if iv.aus and iv.offset < settled]
+                    keep = [iv for iv in ev.intervals if iv.aus and iv.offset < settled and iv.onset >= cut_start]
         except FaceError as e:  # turned away or out of frame for a while: skip that stretch
             errors.append(e)
             out.failed_windows += 1
@@ -326,7 +365,9 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
             ends = [off for on, off in spans
                     if settled <= off < len(chunk) - 1 and fresh(int(numbers[on]), int(numbers[off]))]
             if ends:
-                wake.frames = max(min_gap, min(ends) + settle + 2 - len(chunk))
+                # as soon as it settles (the gap is the report's delay, so no minimum): a window then
+                # measures only the few frames since, as the pairs before them are cached
+                wake.frames = max(1, min(ends) + settle + 2 - len(chunk))
             elif any(off >= len(chunk) - 2 for _, off in spans):
                 # an expression still under way at the window's end: look again soon rather than a hop
                 # later, so that the window that sees it end comes shortly after it does

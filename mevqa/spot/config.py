@@ -66,6 +66,8 @@ class SpotConfig:
 
     # references: each frame against the frame this long before and the one this long after
     lag_seconds: float = 2.0         # longer than the rise and the fall of most expressions
+    tail_step_seconds: float = 0.0   # the last lag frames are measured against the last frame this often
+                                     # and interpolated between (0: every frame; live: 0.08; roi_motion)
     flow_method: str = "dis"         # see mevqa.motion.flow.FLOW_METHODS
     # regions
     rois: tuple[str, ...] = tuple(ROIS)
@@ -86,6 +88,8 @@ class SpotConfig:
     edge: float = 0.8                # bounds where the curve has fallen by this part of the prominence
     noise_hz: float = 5.0         # the flow noise is measured above this frequency
     calibrate_edges: bool = False    # move level crossings out to where a smooth rise began
+    cut_ends: bool = True            # a rise at the clip's first (fall at its last) frame ran on past it
+                                     # (False: a window of a stream; intervals.segment)
     member_fraction: float = 0.5     # regions rising this much relative to the lead one are listed
     nested_score: float = 2.0        # a brief interval inside a longer one of the other face half stays
                                      # if it scores this much

@@ -60,7 +60,9 @@ def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: S
     the last frame near the end), both measured in windows around the landmarks of the earlier frame.
     A reference a fixed time back depends only on the frames near ``t``, never on where the clip
     starts or how long it is: a 6 s excerpt measures what the 20 s clip measures. ``ahead`` reuses the
-    ``back`` flows (``ahead[t] = back[t + lag]``); only the last ``lag`` frames need flows of their own.
+    ``back`` flows (``ahead[t] = back[t + lag]``); only the last ``lag`` frames need flows of their own,
+    and of those, with ``config.tail_step_seconds``, only one that often (the rest interpolated): a live
+    stream's every window measures them anew against its new last frame, and they were most of its work.
     ``rois`` defaults to ``config.rois``; ``iod`` is the inter-ocular distance in crop pixels.
 
     ``cache`` (a :class:`mevqa.motion.stream.PairCache` bound to the window's stream frame numbers, see
@@ -80,13 +82,20 @@ def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: S
     lag = max(1, round(config.lag_seconds * fps))
     back = np.zeros((len(rois), n), np.float32)
     ahead = np.zeros((len(rois), n), np.float32)
-    total = n + min(lag, n) - 1
+    # the frames of the last lag whose flow to the last frame is measured: every stride-th one back
+    # from the last but one (live, 0.08 s: every second frame at 24-30 fps, which the 2 Hz low-pass
+    # smooths over anyway)
+    stride = max(1, round(config.tail_step_seconds * fps))
+    tail = sorted(range(n - 2, max(0, n - lag) - 1, -stride)) if n > 1 else []
+    if tail and tail[0] > max(0, n - lag) and n - 1 - lag < 0:
+        tail.insert(0, 0)  # a clip shorter than the lag: frame 0 has no value from the back flows
+    total = n + len(tail) - 1
 
     def pair(r: int, t: int) -> np.ndarray:
         return _roi_motion_pair(gray[r], gray[t], landmarks[r], rois, **opts)
 
     if cache is not None:  # every pair this clip needs, the new ones computed (possibly in parallel)
-        need = [(max(0, t - lag), t) for t in range(1, n)] + [(t, n - 1) for t in range(max(0, n - lag), n - 1)]
+        need = [(max(0, t - lag), t) for t in range(1, n)] + [(t, n - 1) for t in tail]
         known = dict(zip(need, cache.columns(need, n=n, key=(rois, float(iod), lag, tuple(sorted(opts.items()))),
                                               compute=pair)))
         pair = lambda r, t: known[(r, t)]  # noqa: E731
@@ -97,8 +106,15 @@ def roi_motion(gray: np.ndarray, landmarks: np.ndarray, fps: float, *, config: S
             ahead[:, t - lag] = back[:, t]
         if progress is not None and (t % 16 == 0):
             progress(round(t * n / total), n)
-    for t in range(max(0, n - lag), n - 1):  # the last lag frames: ahead to the last frame
-        ahead[:, t] = pair(t, n - 1)
+    # The last lag frames: ahead to the last frame, measured at ``tail`` and interpolated between (the
+    # frame lag before the last has its value from the back flows).
+    if tail:
+        for t in tail:
+            ahead[:, t] = pair(t, n - 1)
+        known_t = ([n - 1 - lag] if n - 1 - lag >= 0 else []) + tail
+        between = sorted(set(range(max(0, n - lag), n - 1)) - set(tail))
+        for r in range(len(rois)):
+            ahead[r, between] = np.interp(between, known_t, ahead[r, known_t])
     if progress is not None:
         progress(n, n)
     if n > 1:
