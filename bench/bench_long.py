@@ -4,10 +4,17 @@
     python bench/bench_long.py --mode clip --lengths 20 80   # the in-memory path (Clip.load + compute_evidence)
     python bench/bench_long.py --mode frontend       # only decode + track + align (the front end)
     python bench/bench_long.py --mode live --lengths 80   # `mevqa watch --realtime`: report delays
+    python bench/bench_long.py --mode agree --lengths 80  # the live cut's events against the long-video cut's
 
 ``--mode live`` plays the file at its own pace through :func:`mevqa.apps.watch.watch` (the live cut)
 and prints the delay from each expression's offset to its report (median, p95, over the run's events),
-how far past the offset the reader was when it was reported, and the CPU seconds per second of video.
+how far past the offset the reader was when it was reported, and the CPU seconds per second of video. ``--mode agree`` runs the live cut as fast as it can (not timed:
+the same windows every run) and the long-video cut on the same file, and prints how far the live events
+agree with the long-video ones (interval F1 at IoU >= 0.5, :func:`mevqa.megc.spotting_metrics.match_intervals`;
+events = intervals with an AU found present, as both report them) and how far past each offset the
+reader was when it was reported: what the live cut's early reports cost in placement. Both are also
+read as a person labels the source (bench_realvideo.py): events in its laughing half positive with
+AU12, in its crying half negative.
 
 Each run is a fresh process (peak RSS = its ru_maxrss). The long videos are written to --tmp (not the
 repo) with cv2.VideoWriter: tests/data/pexels_woman_emotions.mp4 (640x360, 23.976 fps, 19.7 s) forward
@@ -54,6 +61,27 @@ def make_video(seconds: float, tmp: Path) -> Path:
     return out
 
 
+def _as_labelled(events) -> str:
+    """How the events read against what a person sees in the source (bench_realvideo's halves): apex in
+    the laughing half read positive with AU12, in the crying half negative. The long videos play the
+    source forward then backward, so a frame's time in the source folds back."""
+    from bench_realvideo import CRY_UNTIL, LAUGH_FROM
+
+    from mevqa.io.stream import probe
+
+    n = probe(VIDEO).n_frames
+    laugh = cry = good_laugh = good_cry = 0
+    for iv in events:
+        k = iv.apex % (2 * n)
+        t = (k if k < n else 2 * n - 1 - k) / iv.fps
+        coarse, aus = (iv.top_emotion or {}).get("coarse"), {a["code"] for a in iv.aus}
+        if t >= LAUGH_FROM:
+            laugh, good_laugh = laugh + 1, good_laugh + (coarse == "positive" and "AU12" in aus)
+        elif t < CRY_UNTIL:
+            cry, good_cry = cry + 1, good_cry + (coarse == "negative")
+    return f"{good_laugh}/{laugh} laughing, {good_cry}/{cry} crying"
+
+
 def run_one(mode: str, path: str) -> dict:
     """In this (fresh) process: analyse ``path`` one way; time, CPU and peak RSS."""
     t, c = time.perf_counter(), time.process_time()
@@ -82,6 +110,22 @@ def run_one(mode: str, path: str) -> dict:
                 **{k: d.get(k) for k in ("delay_median_s", "delay_p95_s", "read_past_offset_median_s",
                                          "read_past_offset_p95_s", "startup_s")},
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    elif mode == "agree":
+        import statistics
+
+        from mevqa.evidence.stream import LIVE_HOP_SECONDS, LIVE_WINDOW_SECONDS, spot_stream
+        from mevqa.megc.spotting_metrics import match_intervals
+
+        past = []
+        live = spot_stream(path, window_seconds=LIVE_WINDOW_SECONDS, hop_seconds=LIVE_HOP_SECONDS, max_seconds=None,
+                           on_event=lambda iv, newest: past.append((newest - iv.offset) / iv.fps))
+        whole = [iv for iv in spot_stream(path, max_seconds=None).intervals if iv.aus]
+        m = match_intervals(live.intervals, whole).counts
+        q = sorted(past)
+        return {"person_live": _as_labelled(live.intervals), "person_long": _as_labelled(whole), "live_events": len(live.intervals), "long_events": len(whole), "matched": m.tp,
+                "f1": round(m.f1, 3), "windows": live.windows,
+                "read_past_median_s": round(statistics.median(q), 3) if q else None,
+                "read_past_p95_s": round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], 3) if q else None}
     else:
         from mevqa.evidence.stream import spot_stream
 
@@ -95,7 +139,7 @@ def run_one(mode: str, path: str) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("stream", "clip", "frontend", "live"), default="stream")
+    ap.add_argument("--mode", choices=("stream", "clip", "frontend", "live", "agree"), default="stream")
     ap.add_argument("--lengths", type=float, nargs="+", default=[20, 80, 300, 600], help="seconds")
     ap.add_argument("--tmp", default="/tmp/mevqa_bench_long")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -109,6 +153,9 @@ def main(argv=None) -> int:
     if a.mode == "live":
         print("length  events  delay median s  delay p95 s  read past offset median/p95 s  cpu s per video s  "
               "start-up s  load")
+    elif a.mode == "agree":
+        print("length  live events  long-video events  matched  interval F1  read past offset median/p95 s  windows  "
+              "as a person labels it: live | long-video")
     else:
         print("length   frames  wall s  cpu s  frames/s wall  frames/s cpu  peak RSS MB  intervals  load")
     for secs in a.lengths:
@@ -118,6 +165,11 @@ def main(argv=None) -> int:
             print(f"{secs:6.0f} s  failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
             continue
         d = json.loads(r.stdout.strip().splitlines()[-1])
+        if a.mode == "agree":
+            print(f"{secs:6.0f} s  {d['live_events']:11d}  {d['long_events']:17d}  {d['matched']:7d}  {d['f1']:11.3f}  "
+                  f"{d['read_past_median_s']!s:>14} / {d['read_past_p95_s']!s:<13}  {d['windows']:7d}  "
+                  f"{d['person_live']} | {d['person_long']}", flush=True)
+            continue
         if a.mode == "live":
             print(f"{secs:6.0f} s  {d['events']:6d}  {d['delay_median_s']!s:>14}  {d['delay_p95_s']!s:>11}  "
                   f"{d['read_past_offset_median_s']!s:>14} / {d['read_past_offset_p95_s']!s:<13}  "

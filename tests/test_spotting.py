@@ -260,25 +260,3 @@ def test_a_brief_peak_on_the_slope_of_a_stronger_expression_is_its_shoulder():
     assert shoulder not in kept
     assert all(s in kept for s in (long_, inside, apart, stronger, neighbour))
     assert drop_shoulders([long_, shoulder], max_len=15, max_gap=2) == [long_, shoulder]  # too far for this gap
-
-
-def test_segment_ends_of_a_clip_and_of_a_stream_window():
-    """A dataset clip is cut at an expression's offset: a fall under way at its last frame ran on past it
-    (``cut_ends``). A live window ends wherever the stream was: a fall still under way there is not over
-    yet, and one that has come down as far as it rose is over where it did, though the curve has not
-    turned up again to make a base (as a whole video's curve would)."""
-    from mevqa.spot.intervals import segment
-
-    n, thr = 40, np.full(40, 0.1)
-    rise = np.zeros(n)
-    rise[10:21] = np.linspace(0, 1, 11)
-    under_way = rise.copy()  # falls fast to 0.6, then slowly to 0.5 at the window's end
-    under_way[21:26] = np.linspace(0.92, 0.6, 5)
-    under_way[26:] = np.linspace(0.59, 0.5, n - 26)
-    (clip,), (window,) = segment(under_way, thr, 24.0), segment(under_way, thr, 24.0, cut_ends=False)
-    assert clip.offset < 26 and window.offset == n - 1  # the clip's reading stops at its level crossing
-    fallen = rise.copy()  # falls to near zero by frame 31 and keeps sinking a little to the end
-    fallen[21:] = np.maximum(np.linspace(0.9, -0.5, n - 21), 0.02) + np.linspace(0.03, 0, n - 21)
-    (clip,), (window,) = segment(fallen, thr, 24.0), segment(fallen, thr, 24.0, cut_ends=False)
-    assert clip.offset == n - 1  # a crossing in the far half: glued to the clip's end
-    assert 29 < window.offset < 31 and fallen[int(window.offset) + 1] <= 0.2 < fallen[int(window.offset)]

@@ -32,19 +32,21 @@ before the spotter's 2 s reference after it has arrived: its bounds there are th
 allow, and a later window may place it a little differently (it is not reported twice). Its frames are
 aligned with the eye centres smoothed over +-0.15 s, not +-0.45 s (``LIVE_LOOKAHEAD_SECONDS``: the
 alignment's delay line), and while an expression is under way at a window's end the next window comes
-at least ``LIVE_MIN_GAP_SECONDS`` later rather than a hop later (``early``); once it is seen ended, the
-window that settles it comes as soon as it does. Report delay on a 40 s file played in real time on 2
-cores: median 2.0 s before these three, 1.2-1.3 s after.
+at least ``LIVE_MIN_GAP_SECONDS`` later rather than a hop later (``early``). Report delay on a 40 s file
+played in real time on 2 cores: median 2.0 s before these three, 1.2-1.3 s after.
 
-Three more cut the delay on the 80 s file of ``bench/bench_long.py --mode live`` (median 1.21 -> 1.0 s,
-95th percentile 6.4 -> 2.8 s; how far past an offset the reader was: median 0.67 -> 0.42 s when not
-timed): a window is spotted as a piece of a stream (``SpotConfig.cut_ends=False``: an interval still
-falling at the window's end is over where it has come down as far as it rose, not at the end), its
-last lag frames are measured against its last frame every ``LIVE_TAIL_STEP_SECONDS`` (the rest
-interpolated: half as many flows there), and intervals that begin in a window's first lag frames
-are not taken from it (:func:`_cut_start`). What is left of the 95th percentile are events a later
-window places anew: two expressions close together read as one until the reference 2 s after the
-first has come, and then the first is reported on its own, 2 s after its offset.
+Three more cut it on the 80 s file of ``bench/bench_long.py --mode live`` (median 1.2 -> 1.03-1.11 s, 95th
+percentile 6.4 -> 2.6-2.9 s, four runs; the reader was then a median 0.63-0.67 s past the offset, the
+rest is the alignment's delay line and measuring the window). A window measures its last lag frames
+against its last frame every ``LIVE_TAIL_STEP_SECONDS``, interpolated between: half the flows there,
+which every window pays anew, so fewer windows wait for the one before. Intervals that begin in a
+window's first lag frames are not taken from it (:func:`_cut_start`). Once an interval is seen ended,
+the window that settles it comes as soon as it does. What is left of the 95th percentile are events a
+later window places anew: two expressions less than 2 s apart read as one until the reference 2 s
+after the first has come, and the first is then reported on its own. Tried and not kept: ending an
+interval still falling at a window's end where it had come down as far as it rose (not waiting for
+the fall to end): 0.05 s off the median, but the live events then agreed less with the long-video
+cut's (``--mode agree``, interval F1 on the 20 s and 40 s files 0.78 -> 0.52 and 0.82 -> 0.68).
 """
 from __future__ import annotations
 
@@ -310,8 +312,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                             lambda f: (busy and not busy[0].done()) or realtime_lag(f.number / info.fps) > hop_seconds,
                             wake=wake)
     live = hop_seconds is not None
-    if live:  # a live window's ends are wherever the cut fell, not an expression's onset or offset
-        config = replace(config, spot=replace(config.spot, cut_ends=False, tail_step_seconds=LIVE_TAIL_STEP_SECONDS))
+    if live:  # every window measures its last lag frames anew (LIVE_TAIL_STEP_SECONDS)
+        config = replace(config, spot=replace(config.spot, tail_step_seconds=LIVE_TAIL_STEP_SECONDS))
     # live: pairs of frames measured by one window are looked up by the next (identical results)
     cache = PairCache() if live and incremental and not config.assume_expression else None
 

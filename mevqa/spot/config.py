@@ -88,8 +88,6 @@ class SpotConfig:
     edge: float = 0.8                # bounds where the curve has fallen by this part of the prominence
     noise_hz: float = 5.0         # the flow noise is measured above this frequency
     calibrate_edges: bool = False    # move level crossings out to where a smooth rise began
-    cut_ends: bool = True            # a rise at the clip's first (fall at its last) frame ran on past it
-                                     # (False: a window of a stream; intervals.segment)
     member_fraction: float = 0.5     # regions rising this much relative to the lead one are listed
     nested_score: float = 2.0        # a brief interval inside a longer one of the other face half stays
                                      # if it scores this much

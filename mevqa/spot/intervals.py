@@ -48,7 +48,7 @@ def _foot(pos: float, apex: int, q: float) -> float:
 def segment(curve: np.ndarray, threshold: np.ndarray, fps: float, *, min_height: float = 1.0,
             min_prominence: float = 1.0,
             relative_prominence: float = 0.5, edge: float = 0.8, reach_seconds: float = 4.0,
-            calibrate_edges: bool = False, cut_ends: bool = True) -> list[Segment]:
+            calibrate_edges: bool = False) -> list[Segment]:
     """Prominent peaks of ``curve`` (T,) that clear ``threshold`` (T,), as non-overlapping segments.
 
     A peak counts when it reaches ``min_height`` thresholds and its prominence (its height over the higher of the
@@ -58,9 +58,6 @@ def segment(curve: np.ndarray, threshold: np.ndarray, fps: float, *, min_height:
     segment runs to where the curve has fallen by ``edge`` of the prominence on either side, moved out
     to where a smooth rise through that level began (``calibrate_edges``, :func:`_foot`), never past
     the peak's bases; neighbours that still overlap are cut at the lowest point between their apexes.
-    ``cut_ends``: a rise or fall at the curve's first or last sample ran on past it (a dataset clip is
-    cut from the onset or at the offset); ``False`` for a window of a longer stream, whose ends are
-    wherever the window fell.
     """
     c = np.asarray(curve, float)
     thr = np.asarray(threshold, float)
@@ -82,33 +79,16 @@ def segment(curve: np.ndarray, threshold: np.ndarray, fps: float, *, min_height:
         # A rise whose base is the clip's first frame and whose level crossing lies in the half of it
         # next to that frame began with the clip (dataset clips are cut from the onset); the same at
         # the end. A crossing far from the edge is an event that rose inside the clip.
-        if cut_ends and lb == 0 and on < p / 2:
+        if lb == 0 and on < p / 2:
             on = 0.0
         last = len(c) - 1
-        if cut_ends and rb == last and off > (p + last) / 2:
+        if rb == last and off > (p + last) / 2:
             off = float(last)
-        elif not cut_ends and rb == last:
-            off = _fallen(c, p, c[p] - edge * (c[p] - c[lb]))
         if calibrate_edges:
             q = 1.0 - edge  # the crossing's level, as a part of the rise from the base
             on, off = max(float(lb), _foot(on, p, q)), min(float(rb), _foot(off, p, q))
         out.append(Segment(float(on), int(p), float(off), float(c[p] / thr[p])))
     return _cut_overlaps(out, c)
-
-
-def _fallen(c: np.ndarray, apex: int, level: float) -> float:
-    """Where ``c`` first falls to ``level`` after ``apex`` (linearly interpolated), or its last sample if
-    it has not yet.
-
-    A stream window's curve still falling at its last sample has no right base yet: the fall is over
-    where it has come down as far as the rise went up (``level``, from the left base). Until then
-    the expression is taken as still under way.
-    """
-    below = np.flatnonzero(c[apex:] <= level)
-    if not len(below):
-        return float(len(c) - 1)
-    k = apex + int(below[0])
-    return float(k - (level - c[k]) / (c[k - 1] - c[k])) if k > apex and c[k - 1] != c[k] else float(k)
 
 
 def _cut_overlaps(segments: list[Segment], curve: np.ndarray) -> list[Segment]:

@@ -203,7 +203,7 @@ def spot(front: FrontEnd, *, config: SpotConfig = SpotConfig(), progress=None, p
     min_len = cfg.min_seconds * fps
     opts = dict(min_height=cfg.min_height, min_prominence=cfg.min_prominence,
                 relative_prominence=cfg.relative_prominence, edge=cfg.edge,
-                reach_seconds=cfg.macro_max_seconds / 2, calibrate_edges=cfg.calibrate_edges, cut_ends=cfg.cut_ends)
+                reach_seconds=cfg.macro_max_seconds / 2, calibrate_edges=cfg.calibrate_edges)
     halves = [[r for r, name in enumerate(names) if (name in BROW_ROIS) == brow] for brow in (True, False)]
     parts = []
     for rows in halves:
