@@ -4,17 +4,19 @@
     python bench/bench_long.py --mode clip --lengths 20 80   # the in-memory path (Clip.load + compute_evidence)
     python bench/bench_long.py --mode frontend       # only decode + track + align (the front end)
     python bench/bench_long.py --mode live --lengths 80   # `mevqa watch --realtime`: report delays
-    python bench/bench_long.py --mode agree --lengths 80  # the live cut's events against the long-video cut's
+    python bench/bench_long.py --mode agree --lengths 20 40 80  # live events against the long-video cut's
 
 ``--mode live`` plays the file at its own pace through :func:`mevqa.apps.watch.watch` (the live cut)
 and prints the delay from each expression's offset to its report (median, p95, over the run's events),
-how far past the offset the reader was when it was reported, and the CPU seconds per second of video. ``--mode agree`` runs the live cut as fast as it can (not timed:
-the same windows every run) and the long-video cut on the same file, and prints how far the live events
-agree with the long-video ones (interval F1 at IoU >= 0.5, :func:`mevqa.megc.spotting_metrics.match_intervals`;
-events = intervals with an AU found present, as both report them) and how far past each offset the
-reader was when it was reported: what the live cut's early reports cost in placement. Both are also
-read as a person labels the source (bench_realvideo.py): events in its laughing half positive with
-AU12, in its crying half negative.
+how far past the offset the reader was when it was reported, and the CPU seconds per second of video.
+
+``--mode agree`` runs the live cut as fast as it can (not timed: the same windows every run) and the
+long-video cut on the same file, and prints how far the live events agree with the long-video ones
+(interval F1 at IoU >= 0.5, :func:`mevqa.megc.spotting_metrics.match_intervals`; events = intervals
+with an AU found present, as both report them) and how far past each offset the reader was when it
+was reported: what the live cut's early reports cost in placement. Both are also read as a person
+labels the source (bench_realvideo.py): events in its laughing half positive with AU12, in its crying
+half negative.
 
 Each run is a fresh process (peak RSS = its ru_maxrss). The long videos are written to --tmp (not the
 repo) with cv2.VideoWriter: tests/data/pexels_woman_emotions.mp4 (640x360, 23.976 fps, 19.7 s) forward
