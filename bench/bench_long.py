@@ -124,7 +124,8 @@ def run_one(mode: str, path: str) -> dict:
         whole = [iv for iv in spot_stream(path, max_seconds=None).intervals if iv.aus]
         m = match_intervals(live.intervals, whole).counts
         q = sorted(past)
-        return {"person_live": _as_labelled(live.intervals), "person_long": _as_labelled(whole), "live_events": len(live.intervals), "long_events": len(whole), "matched": m.tp,
+        return {"person_live": _as_labelled(live.intervals), "person_long": _as_labelled(whole),
+                "live_events": len(live.intervals), "long_events": len(whole), "matched": m.tp,
                 "f1": round(m.f1, 3), "windows": live.windows,
                 "read_past_median_s": round(statistics.median(q), 3) if q else None,
                 "read_past_p95_s": round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], 3) if q else None}
