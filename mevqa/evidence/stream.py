@@ -83,7 +83,7 @@ LIVE_WINDOW_SECONDS, LIVE_HOP_SECONDS, LIVE_SETTLE_SECONDS = 6.0, 1.0, 0.3
 LIVE_LOOKAHEAD_SECONDS = 0.15
 # a live window's first frame moves only every 2 s, so the pairs measured against it are reused
 LIVE_SLACK_SECONDS = 2.0
-# an early window (one that settles an interval seen ending) comes at least this long after the last one
+# while an expression is under way at a window's end, the next window comes this long after it (early)
 LIVE_MIN_GAP_SECONDS = 0.25
 # a live window measures its last lag frames against its last frame every 0.08 s (every second frame at
 # 24-30 fps), interpolated between: every window pays for them anew. Not for whole clips: there the
@@ -323,15 +323,15 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                        for k in out.intervals[-8:])
 
     counted = -1
-    first = []  # the stream's first analysed frame number
+    opening = None  # the stream's first analysed frame number
 
     def measure(chunk: list, last: bool) -> None:
         """Spot and read one window, report its new intervals, ask for an early window if one is due."""
-        nonlocal counted
+        nonlocal counted, opening
         out.windows += 1
         numbers = np.array([f.number for f in chunk])
-        first[:] = first or [int(numbers[0])]
-        cut_start = _cut_start(numbers, first[0], sub_fps) if live else 0
+        opening = int(numbers[0]) if opening is None else opening
+        cut_start = _cut_start(numbers, opening, sub_fps) if live else 0
         out.n_frames = int(numbers[-1]) + 1
         out.lost_frames += sum(not f.detected for f in chunk if f.number > counted)
         counted = int(numbers[-1])
@@ -345,13 +345,14 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                                               cut=cut_start)
             else:
                 ev = evidence_from_frontend(front, config=config)
-                spans = [(iv.onset, iv.offset) for iv in ev.intervals if iv.onset >= cut_start]
+                taken = [iv for iv in ev.intervals if iv.onset >= cut_start]
+                spans = [(iv.onset, iv.offset) for iv in taken]
                 if not live:
                     lo = 0 if out.windows == 1 else overlap / 2
                     hi = len(chunk) if last else len(chunk) - overlap / 2
                     keep = [iv for iv in ev.intervals if lo <= (iv.onset + iv.offset) / 2 < hi]
                 else:  # only events (an AU found present, as mevqa.answer.lvqa counts them), once settled
-                    keep = [iv for iv in ev.intervals if iv.aus and iv.offset < settled and iv.onset >= cut_start]
+                    keep = [iv for iv in taken if iv.aus and iv.offset < settled]
         except FaceError as e:  # turned away or out of frame for a while: skip that stretch
             errors.append(e)
             out.failed_windows += 1
