@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -151,3 +152,50 @@ def test_a_live_window_takes_no_interval_from_its_first_lag_frames_unless_it_sta
     assert _cut_start(np.arange(0, 150), 0, fps) == 0
     assert _cut_start(np.arange(40, 190), 0, fps) == round(LAG_SECONDS * fps)
     assert _cut_start(np.arange(80, 230, 2), 80, fps / 2) == 0  # a stream whose first analysed frame is 80
+
+
+def test_window_occlusion_from_per_frame_ratios_equals_measuring_the_window(aligned):
+    """A stream frame's gradient ratios and grayscale crop are measured once and reused by every window
+    that holds it: the window's occlusion masks are exactly those measured on its crops from scratch,
+    also for a window that starts later (its edges differ, its frames were measured before)."""
+    from mevqa.face.occlusion import detect_occlusions
+    from mevqa.motion.stream import window_frontend
+
+    frames, fps = aligned
+    for chunk in (frames[:150], frames[60:190]):
+        front = window_frontend(chunk, fps)
+        assert front.occlusion_ratios is not None and set(front.occlusion_ratios) == set(front.occlusion)
+        fresh = np.stack([cv2.cvtColor(f.crop, cv2.COLOR_RGB2GRAY) for f in chunk])
+        assert np.array_equal(front.faces.gray, fresh)
+        plain = detect_occlusions(fresh, front.faces.landmarks, fps, config=front.config.occlusion)
+        assert all(np.array_equal(plain[k], front.occlusion[k]) for k in plain)
+
+
+def test_blendshape_rows_keep_the_per_frame_reading_with_lost_frames(aligned):
+    """All frames' AU blendshape scores at once read as one frame at a time: the mean of a frame and its
+    neighbours that exist, the highest of a side's blendshapes, a lost (NaN) one never winning."""
+    import warnings
+
+    from mevqa.au.features import AU_CODES, BLENDSHAPE_AUS, _blendshape_rows
+    from mevqa.motion.stream import window_frontend
+
+    frames, fps = aligned
+    track = window_frontend(frames[:60], fps).track
+    track.blendshapes = track.blendshapes.copy()
+    track.blendshapes[[0, 7, 8, 9, 59]] = np.nan   # lost frames, at both ends too
+    track.blendshapes[20, 3] = np.nan              # one score missing
+    col = {n: j for j, n in enumerate(track.blendshape_names)}
+
+    def one(i):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            row = np.nanmean(track.blendshapes[max(0, i - 1):i + 2], axis=0)
+        out = np.full((len(AU_CODES), 2), np.nan)
+        for k, code in enumerate(AU_CODES):
+            if code in BLENDSHAPE_AUS:
+                out[k] = [max(row[col[n]] for n in names) for names in BLENDSHAPE_AUS[code]]
+        return out
+
+    rows = _blendshape_rows(track, range(60))
+    assert np.isnan(rows[8]).all() and np.isfinite(rows[10][[k for k, c in enumerate(AU_CODES) if c in BLENDSHAPE_AUS]]).all()
+    assert all(np.array_equal(rows[i], one(i), equal_nan=True) for i in range(60))

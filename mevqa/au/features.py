@@ -34,6 +34,7 @@ onset and apex); and the inner lips' gap held from onset to apex above the clip'
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -308,25 +309,41 @@ def _geometry_measure(p0: np.ndarray, p1: np.ndarray, rigid: Sequence[int], iod:
     return out
 
 
-def _blendshapes(track, i: int) -> np.ndarray | None:
-    """(n_aus, 2) blendshape scores mapped to AUs at analysis frame ``i`` (mean of i-1..i+1), or None."""
+def _blendshape_rows(track, frames) -> np.ndarray | None:
+    """(len(frames), n_aus, 2) blendshape scores mapped to AUs at analysis frames ``frames`` (each the
+    mean of i-1..i+1), or None: the highest of an AU side's blendshapes, a NaN one never replacing a
+    number (as Python's ``max`` goes through them; all frames at once, a whole track costs one call)."""
     bs = getattr(track, "blendshapes", None)
     if bs is None:
         return None
+    bs = np.asarray(bs)
     col = {n: j for j, n in enumerate(track.blendshape_names)}
-    row = np.nanmean(bs[max(0, i - 1):i + 2], axis=0)
-    out = np.full((len(AU_CODES), 2), np.nan)
+    i = np.asarray(frames, int)
+    # each frame's neighbours, NaN beyond the ends (nanmean then averages the frames that exist)
+    pad = np.concatenate([np.full((1, bs.shape[1]), np.nan, bs.dtype), bs, np.full((1, bs.shape[1]), np.nan, bs.dtype)])
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a frame and both neighbours lost: NaN
+        rows = np.nanmean(np.stack([pad[i], pad[i + 1], pad[i + 2]], axis=1), axis=1)
+    out = np.full((len(i), len(AU_CODES), 2), np.nan)
     for k, code in enumerate(AU_CODES):
-        if code in BLENDSHAPE_AUS:
-            out[k] = [max(row[col[n]] for n in names) for names in BLENDSHAPE_AUS[code]]
+        for side, names in enumerate(BLENDSHAPE_AUS.get(code, ())):
+            best = rows[:, col[names[0]]]
+            for n in names[1:]:
+                best = np.where(rows[:, col[n]] > best, rows[:, col[n]], best)
+            out[:, k, side] = best
     return out
+
+
+def _blendshapes(track, i: int) -> np.ndarray | None:
+    """(n_aus, 2) blendshape scores mapped to AUs at analysis frame ``i`` (mean of i-1..i+1), or None."""
+    rows = _blendshape_rows(track, [i])
+    return None if rows is None else rows[0]
 
 
 def _baseline(track) -> np.ndarray:
     """(n_aus, 2) resting level of each AU's blendshapes: their 5th percentile over the whole track."""
     bs = np.asarray(track.blendshapes, float)
-    rows = [_blendshapes(track, i) for i in np.linspace(0, len(bs) - 1, min(len(bs), 200)).astype(int)]
-    rows = np.stack([r for r in rows if r is not None])
+    rows = _blendshape_rows(track, np.linspace(0, len(bs) - 1, min(len(bs), 200)).astype(int))
     out = np.full(rows.shape[1:], np.nan)
     seen = np.isfinite(rows).any(axis=0)  # AUs without a blendshape stay NaN
     out[seen] = np.nanpercentile(rows[:, seen], 5, axis=0)
@@ -398,7 +415,7 @@ def measure(front, i0: int, i1: int, config: AUConfig) -> tuple[AUFeatures, np.n
     if b0 is not None and b1 is not None:
         # The state is the highest level between onset and apex: the apex (the frame of most motion)
         # can catch a laughing mouth opened past its smile, which is still in the interval.
-        rise = np.stack([_blendshapes(front.track, i) for i in range(i0, i1 + 1)])
+        rise = _blendshape_rows(front.track, range(i0, i1 + 1))
         state = np.where(np.isnan(rise).all(axis=0), np.nan, np.nanmax(np.nan_to_num(rise, nan=-np.inf), axis=0))
         held = np.where(np.isnan(rise).all(axis=0), np.nan, np.nanmin(np.nan_to_num(rise, nan=np.inf), axis=0))
         # held above the person's own resting level (FACS codes against the neutral face): the clip's

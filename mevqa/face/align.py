@@ -35,13 +35,15 @@ class AlignedFaces:
     landmarks: np.ndarray
     transforms: np.ndarray  # (T, 2, 3): frame pixels -> crop pixels
     config: AlignConfig = field(default_factory=AlignConfig)
+    # (T, S, S) uint8 grayscale crops where already converted (a live stream's frames are, once each)
+    grays: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def gray(self) -> np.ndarray:
         """Grayscale crops (T, S, S) uint8, computed once."""
-        if not hasattr(self, "_gray"):
-            self._gray = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in self.crops])
-        return self._gray
+        if self.grays is None:
+            self.grays = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in self.crops])
+        return self.grays
 
     @property
     def mean_landmarks(self) -> np.ndarray:

@@ -54,29 +54,44 @@ class OcclusionConfig:
     box_margin: float = 0.08         # region box grows by this many IOD on each side
 
 
+def gradient_ratio(gray: np.ndarray, points: np.ndarray, pad: float) -> float:
+    """Horizontal over vertical gradient energy (Sobel |dI/dx| / |dI/dy|) in the box of ``points``
+    (k, 2) grown by ``pad`` pixels, in one aligned crop ``gray`` (S, S) uint8: about 0.3-0.75 on an
+    uncovered mouth, 0.8-1.5 under fingers (see the module docstring). One frame alone decides it, so a
+    live stream measures each frame once (:meth:`mevqa.motion.stream.AlignedFrame.occlusion_ratios`)."""
+    h, w = gray.shape[:2]
+    x0, y0 = np.clip(np.floor(points.min(axis=0) - pad), 0, (w - 2, h - 2)).astype(int)
+    x1, y1 = np.clip(np.ceil(points.max(axis=0) + pad), (x0 + 2, y0 + 2), (w, h)).astype(int)
+    box = gray[y0:y1, x0:x1].astype(np.float32)
+    gx = np.abs(cv2.Sobel(box, cv2.CV_32F, 1, 0)).mean()
+    gy = np.abs(cv2.Sobel(box, cv2.CV_32F, 0, 1)).mean()
+    return float(gx / max(gy, 1e-6))
+
+
+def frame_ratios(gray: np.ndarray, landmarks: np.ndarray, *, margin: float = 0.08) -> dict[str, float]:
+    """:func:`gradient_ratio` of every :data:`OCCLUSION_REGIONS` region in one crop (landmarks (478, 2),
+    crop pixels; boxes grown by ``margin`` IOD)."""
+    pad = margin * max(float(interocular(landmarks[None])[0]), 1e-6)
+    return {region: gradient_ratio(gray, landmarks[list(idx)].astype(np.float64), pad)
+            for region, idx in OCCLUSION_REGIONS.items()}
+
+
 def region_signals(gray: np.ndarray, landmarks: np.ndarray, indices, *, margin: float = 0.08,
-                   window: int = 5) -> tuple[np.ndarray, np.ndarray]:
+                   window: int = 5, ratio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per frame (jitter in IOD, horizontal/vertical gradient ratio) of one region of aligned crops.
 
     ``gray`` (T, S, S) uint8 aligned crops, ``landmarks`` (T, 478, 2) in crop pixels; jitter is measured
-    against a running median of ``window`` frames.
+    against a running median of ``window`` frames. ``ratio``: the ratios, if measured before (per frame,
+    :func:`gradient_ratio`).
     """
     idx = list(indices)
     iod = np.maximum(interocular(landmarks), 1e-6)
     pts = landmarks[:, idx].astype(np.float64)
     med = median_filter(pts, size=(min(window, len(pts)), 1, 1), mode="nearest")
     jitter = np.linalg.norm(pts - med, axis=-1).mean(axis=1) / iod
-    h, w = gray.shape[1:3]
-    ratio = np.zeros(len(gray))
-    for i in range(len(gray)):
-        pad = margin * iod[i]
-        x0, y0 = np.clip(np.floor(pts[i].min(axis=0) - pad), 0, (w - 2, h - 2)).astype(int)
-        x1, y1 = np.clip(np.ceil(pts[i].max(axis=0) + pad), (x0 + 2, y0 + 2), (w, h)).astype(int)
-        box = gray[i, y0:y1, x0:x1].astype(np.float32)
-        gx = np.abs(cv2.Sobel(box, cv2.CV_32F, 1, 0)).mean()
-        gy = np.abs(cv2.Sobel(box, cv2.CV_32F, 0, 1)).mean()
-        ratio[i] = gx / max(gy, 1e-6)
-    return jitter, ratio
+    if ratio is None:
+        ratio = np.array([gradient_ratio(gray[i], pts[i], margin * iod[i]) for i in range(len(gray))])
+    return jitter, np.asarray(ratio, float)
 
 
 def stretches(mask: np.ndarray, fps: float, *, bridge_seconds: float = 0.0, min_seconds: float = 0.0) -> list[tuple[int, int]]:
@@ -106,15 +121,20 @@ def _extend(seed: np.ndarray, weak: np.ndarray, reach: int) -> np.ndarray:
 
 
 def detect_occlusions(gray: np.ndarray, landmarks: np.ndarray, fps: float, *,
-                      config: OcclusionConfig = OcclusionConfig()) -> dict[str, np.ndarray]:
-    """Per region (:data:`OCCLUSION_REGIONS`) a boolean (T,) mask of frames where it looks covered."""
+                      config: OcclusionConfig = OcclusionConfig(),
+                      ratios: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Per region (:data:`OCCLUSION_REGIONS`) a boolean (T,) mask of frames where it looks covered.
+
+    ``ratios``: per region the (T,) gradient ratios if measured before (:func:`frame_ratios` of each
+    frame, with ``config.box_margin``); a live stream's overlapping windows then pay for a frame once."""
     win = max(1, int(round(config.smooth_seconds * fps)) | 1)
     # The jitter's running median spans a fixed time, not 5 frames: at 12 fps 5 frames are 0.4 s, over
     # which a laughing mouth really moves, and the mouth read as covered in 4 stretches of laughter.
     jitter_window = max(3, int(round(config.jitter_seconds * fps)) | 1)
     out = {}
     for region, idx in OCCLUSION_REGIONS.items():
-        jitter, ratio = region_signals(gray, landmarks, idx, margin=config.box_margin, window=jitter_window)
+        jitter, ratio = region_signals(gray, landmarks, idx, margin=config.box_margin, window=jitter_window,
+                                       ratio=None if ratios is None else ratios[region])
         if len(jitter) >= 3:
             jitter = median_filter(jitter, size=min(win, len(jitter)), mode="nearest")
             ratio = median_filter(ratio, size=min(win, len(ratio)), mode="nearest")

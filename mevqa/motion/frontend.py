@@ -39,6 +39,9 @@ class FrontEnd:
     faces: AlignedFaces
     step: int
     config: FrontEndConfig
+    # per occlusion region the (n,) gradient ratios where already measured (a live stream's frames are
+    # measured once, not in every window that holds them: mevqa.motion.stream.window_frontend)
+    occlusion_ratios: dict[str, np.ndarray] | None = None
 
     @property
     def fps(self) -> float:
@@ -73,7 +76,8 @@ class FrontEnd:
         """Per region ("mouth", "right eye", "left eye") a (n,) bool mask of analysis frames where it
         looks covered (:func:`mevqa.face.occlusion.detect_occlusions`); spotter and AU detector can
         discount those frames."""
-        return detect_occlusions(self.faces.gray, self.faces.landmarks, self.fps, config=self.config.occlusion)
+        return detect_occlusions(self.faces.gray, self.faces.landmarks, self.fps, config=self.config.occlusion,
+                                 ratios=self.occlusion_ratios)
 
     @property
     def interocular_px(self) -> float:

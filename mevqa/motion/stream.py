@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Iterable, Iterator
 
 import cv2
@@ -28,6 +29,7 @@ from mevqa.face.align import AlignConfig, AlignedFaces, similarity_to_crop
 from mevqa.face.groups import eye_centres
 from mevqa.face.landmarker import BLENDSHAPE_NAMES, N_LANDMARKS, open_landmarker, quiet_native_stderr, result_faces, to_image
 from mevqa.face.landmarks import FaceTrack, _pick_face
+from mevqa.face.occlusion import frame_ratios
 from mevqa.io.video import Clip
 from mevqa.motion.frontend import FrontEnd, FrontEndConfig
 
@@ -45,10 +47,24 @@ class AlignedFrame:
     pose: np.ndarray          # (4, 4), NaN where lost
     n_faces: int
     frame_size: tuple[int, int]
+    _ratios: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def detected(self) -> bool:
         return self.n_faces > 0
+
+    @cached_property
+    def gray(self) -> np.ndarray:
+        """The crop in grayscale (S, S) uint8, converted once (the live cut's windows overlap)."""
+        return cv2.cvtColor(self.crop, cv2.COLOR_RGB2GRAY)
+
+    def occlusion_ratios(self, margin: float) -> dict[str, float]:
+        """:func:`mevqa.face.occlusion.frame_ratios` of this crop, measured once: the live cut's windows
+        overlap, and each would otherwise measure its every frame again (a fifth of a window's work)."""
+        got = self._ratios.get(margin)
+        if got is None:
+            got = self._ratios[margin] = frame_ratios(self.gray, self.landmarks, margin=margin)
+        return got
 
 
 def _gauss(sigma: float) -> tuple[int, np.ndarray]:
@@ -149,8 +165,10 @@ def window_frontend(frames: list[AlignedFrame], fps: float, *, source: str = "<s
                       np.stack([f.blendshapes for f in frames]), np.stack([f.pose for f in frames]), n_faces,
                       BLENDSHAPE_NAMES, 0, [])
     faces = AlignedFaces(crops, np.stack([f.landmarks for f in frames]), np.stack([f.transform for f in frames]),
-                         config.align)
-    return FrontEnd(clip, track, faces, 1, config)
+                         config.align, np.stack([f.gray for f in frames]))
+    margin = config.occlusion.box_margin
+    ratios = [f.occlusion_ratios(margin) for f in frames]
+    return FrontEnd(clip, track, faces, 1, config, {region: np.array([r[region] for r in ratios]) for region in ratios[0]})
 
 
 class PairCache:
