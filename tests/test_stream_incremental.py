@@ -199,3 +199,41 @@ def test_blendshape_rows_keep_the_per_frame_reading_with_lost_frames(aligned):
     rows = _blendshape_rows(track, range(60))
     assert np.isnan(rows[8]).all() and np.isfinite(rows[10][[k for k, c in enumerate(AU_CODES) if c in BLENDSHAPE_AUS]]).all()
     assert all(np.array_equal(rows[i], one(i), equal_nan=True) for i in range(60))
+
+
+def test_resting_level_comes_from_the_rest_rows_when_given(aligned):
+    """An AU's resting level (the blendshape score it must be held above) is the 5th percentile of the
+    rows it is read from: the window's own, or the stream's last minute where the window passes them."""
+    from mevqa.au.features import _baseline
+    from mevqa.motion.stream import window_frontend
+
+    frames, fps = aligned
+    track = window_frontend(frames[:60], fps).track
+    own = _baseline(track)
+    assert np.array_equal(_baseline(track, track.blendshapes), own, equal_nan=True)
+    quiet = np.zeros_like(track.blendshapes)
+    rest = _baseline(track, quiet)
+    read = np.isfinite(own)
+    assert read.any() and np.all(rest[read] == 0) and np.isnan(rest[~read]).all()
+
+
+def test_stream_windows_read_the_resting_level_from_the_last_rest_seconds(monkeypatch):
+    """Each window gets the blendshapes of the stream's last REST_SECONDS (bounded, the newest frame
+    last), not only its own frames (2 s windows here, a 5 s rest)."""
+    import mevqa.evidence.stream as st
+
+    got = []
+    real = st.window_frontend
+
+    def spy(chunk, fps, **kw):
+        got.append((len(chunk), chunk[-1].blendshapes, kw["rest_blendshapes"], fps))
+        return real(chunk, fps, **kw)
+
+    monkeypatch.setattr(st, "window_frontend", spy)
+    monkeypatch.setattr(st, "REST_SECONDS", 5.0)
+    st.spot_stream(VIDEO, window_seconds=2.0, overlap_seconds=0.5, max_seconds=8.0)
+    assert len(got) >= 4
+    for n, newest, rest, fps in got:
+        assert len(rest) <= round(5.0 * fps) and np.array_equal(rest[-1], newest, equal_nan=True)
+    assert max(len(r) for _, _, r, _ in got) == round(5.0 * got[0][3])  # the rest outgrows a 2 s window
+    assert max(len(r) - n for n, _, r, _ in got) > 0

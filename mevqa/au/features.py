@@ -309,11 +309,12 @@ def _geometry_measure(p0: np.ndarray, p1: np.ndarray, rigid: Sequence[int], iod:
     return out
 
 
-def _blendshape_rows(track, frames) -> np.ndarray | None:
+def _blendshape_rows(track, frames, *, blendshapes: np.ndarray | None = None) -> np.ndarray | None:
     """(len(frames), n_aus, 2) blendshape scores mapped to AUs at analysis frames ``frames`` (each the
     mean of i-1..i+1), or None: the highest of an AU side's blendshapes, a NaN one never replacing a
-    number (as Python's ``max`` goes through them; all frames at once, a whole track costs one call)."""
-    bs = getattr(track, "blendshapes", None)
+    number (as Python's ``max`` goes through them; all frames at once, a whole track costs one call).
+    ``blendshapes``: (N, 52) scores in the track's blendshape order to read instead of the track's own."""
+    bs = getattr(track, "blendshapes", None) if blendshapes is None else blendshapes
     if bs is None:
         return None
     bs = np.asarray(bs)
@@ -340,10 +341,11 @@ def _blendshapes(track, i: int) -> np.ndarray | None:
     return None if rows is None else rows[0]
 
 
-def _baseline(track) -> np.ndarray:
-    """(n_aus, 2) resting level of each AU's blendshapes: their 5th percentile over the whole track."""
-    bs = np.asarray(track.blendshapes, float)
-    rows = _blendshape_rows(track, np.linspace(0, len(bs) - 1, min(len(bs), 200)).astype(int))
+def _baseline(track, rest: np.ndarray | None = None) -> np.ndarray:
+    """(n_aus, 2) resting level of each AU's blendshapes: their 5th percentile over the whole track, or
+    over ``rest`` ((N, 52) scores of the frames to take it from, in the track's blendshape order)."""
+    bs = np.asarray(track.blendshapes if rest is None else rest, float)
+    rows = _blendshape_rows(track, np.linspace(0, len(bs) - 1, min(len(bs), 200)).astype(int), blendshapes=rest)
     out = np.full(rows.shape[1:], np.nan)
     seen = np.isfinite(rows).any(axis=0)  # AUs without a blendshape stay NaN
     out[seen] = np.nanpercentile(rows[:, seen], 5, axis=0)
@@ -419,8 +421,10 @@ def measure(front, i0: int, i1: int, config: AUConfig) -> tuple[AUFeatures, np.n
         state = np.where(np.isnan(rise).all(axis=0), np.nan, np.nanmax(np.nan_to_num(rise, nan=-np.inf), axis=0))
         held = np.where(np.isnan(rise).all(axis=0), np.nan, np.nanmin(np.nan_to_num(rise, nan=np.inf), axis=0))
         # held above the person's own resting level (FACS codes against the neutral face): the clip's
-        # 5th-percentile score; a face the model scores 0.9 "smiling" at rest holds no smile
-        rest = _baseline(front.track)
+        # 5th-percentile score; a face the model scores 0.9 "smiling" at rest holds no smile. A stream's
+        # window takes it from the stream's last minute (FrontEnd.rest_blendshapes): 6 s of laughter
+        # hold no resting face, and against their own 5th percentile a laugh read as no smile
+        rest = _baseline(front.track, getattr(front, "rest_blendshapes", None))
         held = held - rest
         raised = state - rest
         blend = b1 - b0

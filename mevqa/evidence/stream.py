@@ -89,6 +89,11 @@ LIVE_MIN_GAP_SECONDS = 0.25
 # 24-30 fps), interpolated between: every window pays for them anew. Not for whole clips: there the
 # interpolation moved a few ends (bench_realvideo's 8 s excerpt, interval F1 0.86 -> 0.57)
 LIVE_TAIL_STEP_SECONDS = 0.08
+# the person's resting level (what an AU's blendshape is held above: FACS codes against the neutral face)
+# is read from the stream's last minute, not from the window alone: a live window is 6-8 s, and in the
+# real video's laughing half it held no resting face, so a laugh read as no smile held (live events
+# read as a person labels that half: 17/27 -> 22/27 on the 80 s file; 20 or 30 s gave the same)
+REST_SECONDS = 60.0
 MACRO_MAX_SECONDS = 4.0  # the longest expression the spotter reports whole (SpotConfig.macro_max_seconds)
 LAG_SECONDS = 2.0        # the spotter's reference lag (SpotConfig.lag_seconds)
 
@@ -324,10 +329,12 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
 
     counted = -1
     opening = None  # the stream's first analysed frame number
+    rest: deque = deque(maxlen=max(1, int(round(REST_SECONDS * sub_fps))))  # blendshapes of the last minute
+    rested = -1  # the last frame number in ``rest``
 
     def measure(chunk: list, last: bool) -> None:
         """Spot and read one window, report its new intervals, ask for an early window if one is due."""
-        nonlocal counted, opening
+        nonlocal counted, opening, rested
         out.windows += 1
         numbers = np.array([f.number for f in chunk])
         opening = int(numbers[0]) if opening is None else opening
@@ -339,7 +346,10 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
         try:
             if sum(f.detected for f in chunk) < 0.5 * len(chunk):
                 raise FaceError(f"{source}: the face is lost in most of frames {numbers[0]}-{numbers[-1]}")
-            front = window_frontend(chunk, sub_fps, source=str(source), config=config.frontend)
+            rest.extend(f.blendshapes for f in chunk if f.number > rested)
+            rested = max(rested, int(numbers[-1]))
+            front = window_frontend(chunk, sub_fps, source=str(source), config=config.frontend,
+                                    rest_blendshapes=np.stack(rest))
             if cache is not None:
                 spans, keep = _live_intervals(front, numbers, cache, config=config, settled=settled, fresh=fresh,
                                               cut=cut_start)

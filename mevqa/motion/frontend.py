@@ -42,6 +42,9 @@ class FrontEnd:
     # per occlusion region the (n,) gradient ratios where already measured (a live stream's frames are
     # measured once, not in every window that holds them: mevqa.motion.stream.window_frontend)
     occlusion_ratios: dict[str, np.ndarray] | None = None
+    # (N, 52) blendshape scores of the frames the person's resting level is read from, where more than
+    # this clip's own (a stream's window: the stream's last minute, mevqa.evidence.stream.REST_SECONDS)
+    rest_blendshapes: np.ndarray | None = None
 
     @property
     def fps(self) -> float:

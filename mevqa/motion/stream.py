@@ -154,9 +154,11 @@ def stream_frontend(frames: Iterable[tuple[int, np.ndarray]], fps: float, *, con
 
 
 def window_frontend(frames: list[AlignedFrame], fps: float, *, source: str = "<stream>",
-                    config: FrontEndConfig = FrontEndConfig()) -> FrontEnd:
+                    config: FrontEndConfig = FrontEndConfig(), rest_blendshapes: np.ndarray | None = None) -> FrontEnd:
     """A :class:`FrontEnd` over a run of aligned frames: the clip *is* the crops (at the analysed rate,
-    frame numbers the source's), so the spotter, AU detector and evidence builder run unchanged."""
+    frame numbers the source's), so the spotter, AU detector and evidence builder run unchanged.
+    ``rest_blendshapes``: (N, 52) blendshape scores the person's resting level is read from, if not
+    only these frames' (:attr:`FrontEnd.rest_blendshapes`)."""
     crops = np.stack([f.crop for f in frames])
     numbers = np.array([f.number for f in frames])
     clip = Clip(crops, float(fps), source, numbers, meta={"stream": True})
@@ -168,7 +170,8 @@ def window_frontend(frames: list[AlignedFrame], fps: float, *, source: str = "<s
                          config.align, np.stack([f.gray for f in frames]))
     margin = config.occlusion.box_margin
     ratios = [f.occlusion_ratios(margin) for f in frames]
-    return FrontEnd(clip, track, faces, 1, config, {region: np.array([r[region] for r in ratios]) for region in ratios[0]})
+    return FrontEnd(clip, track, faces, 1, config, {region: np.array([r[region] for r in ratios]) for region in ratios[0]},
+                    rest_blendshapes)
 
 
 class PairCache:
