@@ -310,40 +310,25 @@ def _geometry_measure(p0: np.ndarray, p1: np.ndarray, rigid: Sequence[int], iod:
 
 
 def _blendshape_rows(track, frames, *, blendshapes: np.ndarray | None = None) -> np.ndarray | None:
-    """(len(frames), n_aus, 2) blendshape scores mapped to AUs at analysis frames ``frames`` (each the
-    mean of i-1..i+1), or None: the highest of an AU side's blendshapes, a NaN one never replacing a
-    number (as Python's ``max`` goes through them; all frames at once, a whole track costs one call).
-    ``blendshapes``: (N, 52) scores in the track's blendshape order to read instead of the track's own."""
-    bs = getattr(track, "blendshapes", None) if blendshapes is None else blendshapes
-    if bs is None:
+    """(len(frames), n_aus, 2) AU blendshape scores at ``frames`` (means of i-1..i+1; a side's highest, NaN
+    never replacing a number, as Python's ``max``) or None; ``blendshapes``: (N, 52) to read instead."""
+    if (bs := getattr(track, "blendshapes", None) if blendshapes is None else blendshapes) is None:
         return None
-    bs = np.asarray(bs)
-    col = {n: j for j, n in enumerate(track.blendshape_names)}
-    i = np.asarray(frames, int)
-    # each frame's neighbours, NaN beyond the ends (nanmean then averages the frames that exist)
-    pad = np.concatenate([np.full((1, bs.shape[1]), np.nan, bs.dtype), bs, np.full((1, bs.shape[1]), np.nan, bs.dtype)])
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+    i, col = np.asarray(frames, int), {n: j for j, n in enumerate(track.blendshape_names)}
+    pad = np.pad(np.asarray(bs), ((1, 1), (0, 0)), constant_values=np.nan)  # nanmean averages what exists
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a frame and both neighbours lost: NaN
         rows = np.nanmean(np.stack([pad[i], pad[i + 1], pad[i + 2]], axis=1), axis=1)
     out = np.full((len(i), len(AU_CODES), 2), np.nan)
     for k, code in enumerate(AU_CODES):
         for side, names in enumerate(BLENDSHAPE_AUS.get(code, ())):
-            best = rows[:, col[names[0]]]
-            for n in names[1:]:
-                best = np.where(rows[:, col[n]] > best, rows[:, col[n]], best)
-            out[:, k, side] = best
+            for j, n in enumerate(names):
+                out[:, k, side] = np.where((rows[:, col[n]] > out[:, k, side]) | (j == 0), rows[:, col[n]], out[:, k, side])
     return out
 
 
-def _blendshapes(track, i: int) -> np.ndarray | None:
-    """(n_aus, 2) blendshape scores mapped to AUs at analysis frame ``i`` (mean of i-1..i+1), or None."""
-    rows = _blendshape_rows(track, [i])
-    return None if rows is None else rows[0]
-
-
 def _baseline(track, rest: np.ndarray | None = None) -> np.ndarray:
-    """(n_aus, 2) resting level of each AU's blendshapes: their 5th percentile over the whole track, or
-    over ``rest`` ((N, 52) scores of the frames to take it from, in the track's blendshape order)."""
+    """(n_aus, 2) resting level of each AU's blendshapes: their 5th percentile over the track (or ``rest``)."""
     bs = np.asarray(track.blendshapes if rest is None else rest, float)
     rows = _blendshape_rows(track, np.linspace(0, len(bs) - 1, min(len(bs), 200)).astype(int), blendshapes=rest)
     out = np.full(rows.shape[1:], np.nan)
@@ -411,7 +396,7 @@ def measure(front, i0: int, i1: int, config: AUConfig) -> tuple[AUFeatures, np.n
         noise.append(_spread(null_fl))
         geometry_noise.append(_spread(_geometry_measure(pts(a), pts(b), RIGID_INDICES, iod, config.jaw_coupling)[rows]))
 
-    b0, b1, bn = _blendshapes(front.track, i0), _blendshapes(front.track, i1), _blendshapes(front.track, j0)
+    b0, b1, bn = [None] * 3 if (b := _blendshape_rows(front.track, [i0, i1, j0])) is None else b
     blend = state = grown = held = raised = None
     blend_noise = 0.0
     if b0 is not None and b1 is not None:
@@ -420,10 +405,7 @@ def measure(front, i0: int, i1: int, config: AUConfig) -> tuple[AUFeatures, np.n
         rise = _blendshape_rows(front.track, range(i0, i1 + 1))
         state = np.where(np.isnan(rise).all(axis=0), np.nan, np.nanmax(np.nan_to_num(rise, nan=-np.inf), axis=0))
         held = np.where(np.isnan(rise).all(axis=0), np.nan, np.nanmin(np.nan_to_num(rise, nan=np.inf), axis=0))
-        # held above the person's own resting level (FACS codes against the neutral face): the clip's
-        # 5th-percentile score; a face the model scores 0.9 "smiling" at rest holds no smile. A stream's
-        # window takes it from the stream's last minute (FrontEnd.rest_blendshapes): 6 s of laughter
-        # hold no resting face, and against their own 5th percentile a laugh read as no smile
+        # held above the person's resting level (FACS codes against neutral; a stream's: its last minute)
         rest = _baseline(front.track, getattr(front, "rest_blendshapes", None))
         held = held - rest
         raised = state - rest

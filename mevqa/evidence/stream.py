@@ -22,8 +22,7 @@ Two ways to cut windows:
   the frame pairs the windows before it did not (``incremental``: :class:`mevqa.motion.stream.PairCache`
   with :func:`mevqa.spot.incremental.spot_window`; a window's start moves only every
   ``LIVE_SLACK_SECONDS`` so the pairs against it are shared too) and reads AUs only for the intervals it
-  reports: the same events as spotting and reading each window whole, at a fraction of the work (a hop
-  still measures its new frames plus its last ``lag_seconds`` against its new last frame). A timed
+  reports: the same events as spotting and reading each window whole, at a fraction of the work. A timed
   source (``realtime_lag``) has its windows measured in a thread while the next frames are tracked; a
   window is put off while the one before is still being measured (the next reaches back over it).
 
@@ -35,18 +34,12 @@ alignment's delay line), and while an expression is under way at a window's end 
 at least ``LIVE_MIN_GAP_SECONDS`` later rather than a hop later (``early``). Report delay on a 40 s file
 played in real time on 2 cores: median 2.0 s before these three, 1.2-1.3 s after.
 
-Three more cut it on the 80 s file of ``bench/bench_long.py --mode live`` (median 1.2 -> 1.03-1.11 s, 95th
-percentile 6.4 -> 2.6-2.9 s, four runs; the reader was then a median 0.63-0.67 s past the offset, the
-rest is the alignment's delay line and measuring the window). A window measures its last lag frames
-against its last frame every ``LIVE_TAIL_STEP_SECONDS``, interpolated between: half the flows there,
-which every window pays anew, so fewer windows wait for the one before. Intervals that begin in a
-window's first lag frames are not taken from it (:func:`_cut_start`). Once an interval is seen ended,
-the window that settles it comes as soon as it does. What is left of the 95th percentile are events a
-later window places anew: two expressions less than 2 s apart read as one until the reference 2 s
-after the first has come, and the first is then reported on its own. Tried and not kept: ending an
-interval still falling at a window's end where it had come down as far as it rose (not waiting for
-the fall to end): 0.05 s off the median, but the live events then agreed less with the long-video
-cut's (``--mode agree``, interval F1 on the 20 s and 40 s files 0.78 -> 0.52 and 0.82 -> 0.68).
+Three more cut it on the 80 s file (median 1.2 -> about 1.05 s, 95th percentile 6.4 -> 2.6-2.9 s): the
+last lag frames measured against the last frame every ``LIVE_TAIL_STEP_SECONDS``, interpolated between;
+no interval taken from a window's first lag frames (:func:`_cut_start`); the window that settles an
+ended interval cut as soon as it does. What is left of the 95th percentile are events a later window
+places anew: two expressions less than 2 s apart read as one until the reference 2 s after the first
+has come. Tried and not kept: ending intervals still falling at a window's end (agreement 0.78 -> 0.52).
 """
 from __future__ import annotations
 
@@ -89,10 +82,9 @@ LIVE_MIN_GAP_SECONDS = 0.25
 # 24-30 fps), interpolated between: every window pays for them anew. Not for whole clips: there the
 # interpolation moved a few ends (bench_realvideo's 8 s excerpt, interval F1 0.86 -> 0.57)
 LIVE_TAIL_STEP_SECONDS = 0.08
-# the person's resting level (what an AU's blendshape is held above: FACS codes against the neutral face)
-# is read from the stream's last minute, not from the window alone: a live window is 6-8 s, and in the
-# real video's laughing half it held no resting face, so a laugh read as no smile held (live events
-# read as a person labels that half: 17/27 -> 22/27 on the 80 s file; 20 or 30 s gave the same)
+# the resting level an AU's blendshape is held above comes from the stream's last minute: a 6-8 s live
+# window in the real video's laughing half held no resting face (live laughs read as a person labels
+# them: 17/27 -> 22/27 on the 80 s file; 20 or 30 s gave the same)
 REST_SECONDS = 60.0
 MACRO_MAX_SECONDS = 4.0  # the longest expression the spotter reports whole (SpotConfig.macro_max_seconds)
 LAG_SECONDS = 2.0        # the spotter's reference lag (SpotConfig.lag_seconds)
