@@ -75,6 +75,18 @@ def test_watch_prints_events_of_a_file():
     assert all(" s  " in line and "->" in line for line in lines)
 
 
+def test_watch_a_missing_camera_or_stream_is_one_line(capfd):
+    """No camera at an index (or an unreachable URL): exit 2 and one line naming it, not OpenCV's log."""
+    from mevqa.apps.cli import main
+
+    assert main(["watch", "9"]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "webcam 9: cannot open it" in err[0], err
+    assert main(["watch", "rtsp://127.0.0.1:9/none"]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot open the stream" in err[0], err
+
+
 def test_ask_refuses_other_questions_on_a_long_video_in_one_line(monkeypatch, capsys):
     """Over the in-memory clip limit only long-video questions are answered (streamed); others say why."""
     import mevqa.io.decode as decode

@@ -57,8 +57,16 @@ def is_live(source) -> bool:
 
 def _capture(source) -> cv2.VideoCapture:
     s = str(source)
-    cap = cv2.VideoCapture(int(s)) if s.isdigit() else cv2.VideoCapture(s)
+    # OpenCV logs its own lines when a camera or URL fails to open; the ClipError below is the one line
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        cap = cv2.VideoCapture(int(s)) if s.isdigit() else cv2.VideoCapture(s)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if not cap.isOpened():
+        if s.isdigit():
+            raise ClipError(f"webcam {s}: cannot open it (no camera with that index here, or another program holds it)")
         raise ClipError(f"{source}: cannot open the {'stream' if is_live(source) else 'video'}")
     return cap
 
