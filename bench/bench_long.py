@@ -5,6 +5,7 @@
     python bench/bench_long.py --mode frontend       # only decode + track + align (the front end)
     python bench/bench_long.py --mode live --lengths 80   # `mevqa watch --realtime`: report delays
     python bench/bench_long.py --mode agree --lengths 20 40 80  # live events against the long-video cut's
+    python bench/bench_long.py --mode transforms --lengths 40   # both cuts on transformed copies
 
 ``--mode live`` plays the file at its own pace through :func:`mevqa.apps.watch.watch` (the live cut)
 and prints the delay from each expression's offset to its report (median, p95, over the run's events),
@@ -18,6 +19,13 @@ was reported: what the live cut's early reports cost in placement. Both are also
 labels the source (bench_realvideo.py): events in its laughing half positive with AU12, in its crying
 half negative.
 
+``--mode transforms`` writes transformed copies of the long video (mirror, half size, 12 fps, JPEG
+quality 10, brighter, gamma 1.8: bench_realvideo.py's, none of which may change a reading; written
+losslessly, so a copy differs from the decoded original by its transform alone) and runs the
+long-video cut and the live cut (untimed) on the original and on each copy: interval F1 at IoU >= 0.5
+and the AU sets' Jaccard of the matched events, lateral AUs swapped under the mirror, and how often the
+matched events' coarse reading is the same (bench_realvideo.agreement; events in seconds).
+
 Each run is a fresh process (peak RSS = its ru_maxrss). The long videos are written to --tmp (not the
 repo) with cv2.VideoWriter: tests/data/pexels_woman_emotions.mp4 (640x360, 23.976 fps, 19.7 s) forward
 then backward, so joins are not cuts. Frames/s = source frames / wall seconds, and / process CPU seconds
@@ -29,12 +37,14 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 VIDEO = Path(__file__).resolve().parents[1] / "tests" / "data" / "pexels_woman_emotions.mp4"
 
@@ -61,6 +71,51 @@ def make_video(seconds: float, tmp: Path) -> Path:
     vw.release()
     part.rename(out)
     return out
+
+
+TRANSFORMS = ("mirror", "half", "fps12", "jpeg10", "bright", "gamma")
+
+
+def transformed(path: Path, name: str) -> Path:
+    """A copy of ``path`` with one of :data:`TRANSFORMS` applied to every frame (12 fps: every second frame),
+    written losslessly (FFV1 in Matroska): the copy differs from the decoded original by the transform alone."""
+    from bench_realvideo import _jpeg, _lut
+
+    out = path.with_name(f"{path.stem}_{name}.mkv")
+    if out.exists():
+        return out
+    cap = cv2.VideoCapture(str(path))
+    fps, w, h = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    lut = {"bright": _lut(lambda v: v + 40), "gamma": _lut(lambda v: 255 * (v / 255) ** 1.8)}.get(name)
+    size = (w // 2, h // 2) if name == "half" else (w, h)
+    part = out.with_suffix(".part.mkv")
+    vw = cv2.VideoWriter(str(part), cv2.VideoWriter_fourcc(*"FFV1"), fps / 2 if name == "fps12" else fps, size)
+    k = 0
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        k += 1
+        if name == "fps12" and k % 2 == 0:
+            continue
+        if name == "mirror":
+            f = f[:, ::-1]
+        elif name == "half":
+            f = cv2.resize(f, size, interpolation=cv2.INTER_AREA)
+        elif name == "jpeg10":
+            f = _jpeg(f[..., ::-1])[..., ::-1]
+        elif lut is not None:
+            f = lut[f]
+        vw.write(np.ascontiguousarray(f))
+    vw.release()
+    part.rename(out)
+    return out
+
+
+def _seconds(intervals) -> list[dict]:
+    """Streamed events as bench_realvideo.agreement compares them (seconds, AU -> side, coarse reading)."""
+    return [{"on": iv.onset / iv.fps, "off": (iv.offset + 1) / iv.fps, "aus": {a["code"]: a.get("side") for a in iv.aus},
+             "coarse": (iv.top_emotion or {}).get("coarse")} for iv in intervals if iv.aus]
 
 
 def _as_labelled(events) -> str:
@@ -129,6 +184,11 @@ def run_one(mode: str, path: str) -> dict:
                 "f1": round(m.f1, 3), "windows": live.windows,
                 "read_past_median_s": round(statistics.median(q), 3) if q else None,
                 "read_past_p95_s": round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], 3) if q else None}
+    elif mode == "events":  # both cuts' events in seconds (for --mode transforms)
+        from mevqa.evidence.stream import LIVE_HOP_SECONDS, LIVE_WINDOW_SECONDS, spot_stream
+
+        live = spot_stream(path, window_seconds=LIVE_WINDOW_SECONDS, hop_seconds=LIVE_HOP_SECONDS, max_seconds=None)
+        return {"long": _seconds(spot_stream(path, max_seconds=None).intervals), "live": _seconds(live.intervals)}
     else:
         from mevqa.evidence.stream import spot_stream
 
@@ -142,7 +202,8 @@ def run_one(mode: str, path: str) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("stream", "clip", "frontend", "live", "agree"), default="stream")
+    ap.add_argument("--mode", choices=("stream", "clip", "frontend", "live", "agree", "transforms", "events"),
+                    default="stream")
     ap.add_argument("--lengths", type=float, nargs="+", default=[20, 80, 300, 600], help="seconds")
     ap.add_argument("--tmp", default="/tmp/mevqa_bench_long")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -156,6 +217,8 @@ def main(argv=None) -> int:
     if a.mode == "live":
         print("length  events  delay median s  delay p95 s  read past offset median/p95 s  cpu s per video s  "
               "start-up s  load")
+    elif a.mode == "transforms":
+        return _transforms(a.lengths, tmp)
     elif a.mode == "agree":
         print("length  live events  long-video events  matched  interval F1  read past offset median/p95 s  windows  "
               "as a person labels it: live | long-video")
@@ -181,6 +244,38 @@ def main(argv=None) -> int:
         print(f"{secs:6.0f} s  {d['frames']:6d}  {d['wall_s']:6.1f}  {d['cpu_s']:5.1f}  {d['fps_wall']:13.1f}  "
               f"{d['fps_cpu']:12.1f}  {d['peak_rss_mb']:11d}  {str(d['intervals']):>9s}  {os.getloadavg()[0]:.1f}",
               flush=True)
+    return 0
+
+
+def _events(path: Path) -> dict:
+    r = subprocess.run([sys.executable, __file__, "--mode", "events", "--one", str(path)], capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"{path}: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _transforms(lengths, tmp: Path) -> int:
+    from bench_realvideo import agreement, match
+
+    print("length  transform  cut    events (orig/copy)  interval F1  AU Jaccard  coarse same  lateral swapped")
+    for secs in lengths:
+        path = VIDEO if secs <= 20 else make_video(secs, tmp)
+        if secs <= 20:  # the copies go to --tmp, not next to the test video
+            path = Path(shutil.copy(VIDEO, tmp / "long_20s.mp4"))
+        ref = _events(path)
+        means = {"long": [], "live": []}
+        for name in TRANSFORMS:
+            got = _events(transformed(path, name))
+            for cut in ("long", "live"):
+                ag = agreement(ref[cut], got[cut], mirrored=name == "mirror")
+                pairs = match(ref[cut], got[cut])
+                same = sum(x["coarse"] == y["coarse"] for x, y in pairs)
+                means[cut].append((ag["f1"], ag["au_jaccard"] or 0.0))
+                print(f"{secs:6.0f} s  {name:9s}  {cut:5s}  {ag['n_ref']:8d} / {ag['n_var']:<8d}  {ag['f1']:11.3f}  "
+                      f"{ag['au_jaccard']!s:>10}  {same:5d}/{len(pairs):<5d}  {ag.get('lateral_swapped', '')}", flush=True)
+        for cut, rows in means.items():
+            print(f"{secs:6.0f} s  mean       {cut:5s}  {'':19s}  {np.mean([f for f, _ in rows]):11.3f}  "
+                  f"{np.mean([j for _, j in rows]):10.3f}", flush=True)
     return 0
 
 
