@@ -322,24 +322,22 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     counted = -1
     opening = None  # the stream's first analysed frame number
     rest: deque = deque(maxlen=max(1, int(round(REST_SECONDS * sub_fps))))  # blendshapes of the last minute
-    rested = -1  # the last frame number in ``rest``
 
     def measure(chunk: list, last: bool) -> None:
         """Spot and read one window, report its new intervals, ask for an early window if one is due."""
-        nonlocal counted, opening, rested
+        nonlocal counted, opening
         out.windows += 1
         numbers = np.array([f.number for f in chunk])
         opening = int(numbers[0]) if opening is None else opening
         cut_start = _cut_start(numbers, opening, sub_fps) if live else 0
         out.n_frames = int(numbers[-1]) + 1
         out.lost_frames += sum(not f.detected for f in chunk if f.number > counted)
+        rest.extend(f.blendshapes for f in chunk if f.number > counted)  # NaN where lost
         counted = int(numbers[-1])
         settled = len(chunk) if last else len(chunk) - 1 - settle
         try:
             if sum(f.detected for f in chunk) < 0.5 * len(chunk):
                 raise FaceError(f"{source}: the face is lost in most of frames {numbers[0]}-{numbers[-1]}")
-            rest.extend(f.blendshapes for f in chunk if f.number > rested)
-            rested = max(rested, int(numbers[-1]))
             front = window_frontend(chunk, sub_fps, source=str(source), config=config.frontend,
                                     rest_blendshapes=np.stack(rest))
             if cache is not None:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from mevqa.io.decode import ClipError
+from mevqa.io.native import quiet_native_stderr
 from mevqa.io.video import FOLDER_PATTERNS, VIDEO_EXTENSIONS, frame_number, guess_dataset, list_frames
 
 #: Longest stretch the streaming readers analyse by default (a documented limit, not a memory one:
@@ -57,13 +58,9 @@ def is_live(source) -> bool:
 
 def _capture(source) -> cv2.VideoCapture:
     s = str(source)
-    # OpenCV logs its own lines when a camera or URL fails to open; the ClipError below is the one line
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
+    # OpenCV and FFmpeg log their own lines when a camera or URL fails to open; the ClipError below is the one line
+    with quiet_native_stderr():
         cap = cv2.VideoCapture(int(s)) if s.isdigit() else cv2.VideoCapture(s)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
     if not cap.isOpened():
         if s.isdigit():
             raise ClipError(f"webcam {s}: cannot open it (no camera with that index here, or another program holds it)")
