@@ -104,7 +104,11 @@ def test_ask_refuses_other_questions_on_a_long_video_in_one_line(monkeypatch, ca
 def test_keyframes_are_re_read_by_seeking():
     from mevqa.evidence.stream import keyframes, spot_stream
 
-    res = spot_stream(VIDEO, max_seconds=6.0)
+    seen = []
+    res = spot_stream(VIDEO, max_seconds=6.0, progress=lambda done, total: seen.append((done, total)))
+    # progress every second of video read, never backwards, within the frames to be read (6 s of 23.976 fps)
+    assert len(seen) >= 5 and all(t == seen[0][1] for _, t in seen) and seen[0][1] in (143, 144)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] <= seen[0][1]
     iv = next(iv for iv in res.intervals if iv.keyframes)
     crops = keyframes(VIDEO, iv)
     assert set(crops) == set(iv.keyframes) and all(c.shape == (224, 224, 3) for c in crops.values())

@@ -35,13 +35,27 @@ def is_long(path: str, fps: float | None) -> bool:
     return info.n_frames > DEFAULT_LIMITS.max_frames or info.duration > DEFAULT_LIMITS.max_seconds
 
 
-def _stream(a):
+def streamed(path, *, fps: float | None = None, **options):
+    """:func:`mevqa.evidence.stream.spot_stream` with a progress bar on a terminal's stderr (frames read;
+    none when stderr is a pipe or a log) and its notes printed there after it."""
+    from tqdm import tqdm
+
     from mevqa.evidence.stream import spot_stream
 
-    res = spot_stream(a.clip, fps=a.fps)
+    with tqdm(unit="frame", desc=Path(str(path)).name, file=sys.stderr, disable=not sys.stderr.isatty(),
+              leave=False) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total or None
+            bar.update(done - bar.n)
+
+        res = spot_stream(path, fps=fps, progress=progress, **options)
     for note in res.notes:
         print(f"({note})", file=sys.stderr)
     return res
+
+
+def _stream(a):
+    return streamed(a.clip, fps=a.fps)
 
 
 def _print_json(obj) -> None:

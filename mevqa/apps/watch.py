@@ -112,7 +112,7 @@ def answer_long(path: str, question: str, *, fps: float | None = None, max_secon
     the in-memory limits asked anything else: ValueError saying what can be asked."""
     from mevqa.answer.lvqa import answer_hidden, answer_lvqa, events_from, lvqa_question  # noqa: PLC0415 - heavy on start-up
     from mevqa.answer.reasoner import is_hiding_question  # noqa: PLC0415
-    from mevqa.evidence.stream import spot_stream  # noqa: PLC0415
+    from mevqa.apps.cli_long import streamed  # noqa: PLC0415
     from mevqa.io.decode import DEFAULT_LIMITS  # noqa: PLC0415
     from mevqa.io.stream import probe  # noqa: PLC0415
 
@@ -128,9 +128,7 @@ def answer_long(path: str, question: str, *, fps: float | None = None, max_secon
                              "ask a long-video question (how many (micro-/macro-)expression events, which action "
                              "units, the type of the N-th event, whether the person is hiding an emotion) or trim the clip")
         return None
-    res = spot_stream(path, fps=fps, max_seconds=max_seconds)
-    for note in res.notes:
-        print(f"({note})", file=sys.stderr)
+    res = streamed(path, fps=fps, max_seconds=max_seconds)
     if hiding:
         return answer_hidden(res.intervals, res.fps)
     return answer_lvqa(events_from(res.intervals, res.fps), kind)

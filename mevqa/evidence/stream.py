@@ -34,12 +34,9 @@ alignment's delay line), and while an expression is under way at a window's end 
 at least ``LIVE_MIN_GAP_SECONDS`` later rather than a hop later (``early``). Report delay on a 40 s file
 played in real time on 2 cores: median 2.0 s before these three, 1.2-1.3 s after.
 
-Three more cut it on the 80 s file (median 1.2 -> about 1.05 s, 95th percentile 6.4 -> 2.6-2.9 s): the
-last lag frames measured against the last frame every ``LIVE_TAIL_STEP_SECONDS``, interpolated between;
-no interval taken from a window's first lag frames (:func:`_cut_start`); the window that settles an
-ended interval cut as soon as it does. What is left of the 95th percentile are events a later window
-places anew: two expressions less than 2 s apart read as one until the reference 2 s after the first
-has come. Tried and not kept: ending intervals still falling at a window's end (agreement 0.78 -> 0.52).
+Three more (``LIVE_TAIL_STEP_SECONDS``, :func:`_cut_start`, the window that settles an ended interval cut as
+soon as it does) cut it on the 80 s file to a median of about 1.05 s, a 95th percentile of 2.5-3.8 s: events
+a later window places anew (two expressions under 2 s apart read as one until the 2 s reference has come).
 """
 from __future__ import annotations
 
@@ -66,11 +63,9 @@ STREAM_EVIDENCE = EvidenceConfig(max_intervals=100_000, assume_expression=False)
 # video would only 2 s inside its ends; an interval (up to 4 s) whose middle lies in a window's own part
 # must then lie whole 2 s inside it: overlap / 2 >= 2 s + 4 s / 2, i.e. overlap >= 8 s.
 WINDOW_SECONDS, OVERLAP_SECONDS = 30.0, 10.0
-# hop 1 s, not 0.5 s: on the shared 2-core machine the shorter hop kept up worse
-# (report delay median 8.5 s vs 4.7 s on an 80 s file, one run each)
-# settle: an interval is final this long after its offset, just past the reach of the spotter's 2 Hz
-# low-pass (a Gaussian of sigma 0.066 s: +-3 sigma is 0.2 s), beyond which newer frames no longer
-# change the curve at the offset
+# hop 1 s, not 0.5 s: the shorter hop agreed less with the long-video cut (interval F1 on the 20/40/80 s
+# files 0.78/0.82/0.73 -> 0.50/0.65/0.61). settle: an interval is final this long after its offset, just
+# past the reach of the spotter's 2 Hz low-pass (a Gaussian of sigma 0.066 s: +-3 sigma is 0.2 s)
 LIVE_WINDOW_SECONDS, LIVE_HOP_SECONDS, LIVE_SETTLE_SECONDS = 6.0, 1.0, 0.3
 # live frames are aligned with the eye centres smoothed over +-1 sigma (0.15 s), not +-3 sigma (0.45 s)
 LIVE_LOOKAHEAD_SECONDS = 0.15
@@ -78,13 +73,11 @@ LIVE_LOOKAHEAD_SECONDS = 0.15
 LIVE_SLACK_SECONDS = 2.0
 # while an expression is under way at a window's end, the next window comes this long after it (early)
 LIVE_MIN_GAP_SECONDS = 0.25
-# a live window measures its last lag frames against its last frame every 0.08 s (every second frame at
-# 24-30 fps), interpolated between: every window pays for them anew. Not for whole clips: there the
-# interpolation moved a few ends (bench_realvideo's 8 s excerpt, interval F1 0.86 -> 0.57)
+# a live window measures its last lag frames against its last frame every 0.08 s, interpolated between (every
+# window pays for them anew); not whole clips: there it moved a few ends (8 s excerpt, F1 0.86 -> 0.57)
 LIVE_TAIL_STEP_SECONDS = 0.08
-# the resting level an AU's blendshape is held above comes from the stream's last minute: a 6-8 s live
-# window in the real video's laughing half held no resting face (live laughs read as a person labels
-# them: 17/27 -> 22/27 on the 80 s file; 20 or 30 s gave the same)
+# an AU's resting level from the stream's last minute: a 6-8 s live window in the laughing half held no
+# resting face (live laughs read as a person labels them: 17/27 -> 22/27; 20 or 30 s: the same)
 REST_SECONDS = 60.0
 MACRO_MAX_SECONDS = 4.0  # the longest expression the spotter reports whole (SpotConfig.macro_max_seconds)
 LAG_SECONDS = 2.0        # the spotter's reference lag (SpotConfig.lag_seconds)
@@ -137,6 +130,14 @@ def _stoppable(frames, stop: Callable[[], bool]):
         if stop():
             raise StreamStopped("stopped")
         yield item
+
+
+def _reporting(frames, every: int, report: Callable[[int], None]):
+    """``frames`` ((number, frame) pairs), calling ``report(number)`` after every ``every``-th one."""
+    for k, item in enumerate(frames, 1):
+        yield item
+        if k % every == 0:
+            report(int(item[0]))
 
 
 def _started(frames, on_start: Callable[[], None]):
@@ -211,11 +212,9 @@ def _cut_start(numbers: np.ndarray, first: int, fps: float) -> int:
 
     The spotter measures a window's first ``lag`` frames against its first frame (it has none earlier).
     Where the live cut started the window in the middle of an expression, that expression's return to
-    neutral then looks like an expression of its own (on a 40 s test file, the tail of a 2 s smile was
-    reported again, 5 s late). Nothing real is lost: a window's first frame moves forward only by more
-    than ``lag`` (``LIVE_SLACK_SECONDS`` >= ``LAG_SECONDS``) and to at least ``reach`` (a lag plus the
-    longest expression) before what the window before it left unsettled, so an expression that begins
-    there was settled, at least ``lag`` after its window's first frame, by an earlier window.
+    neutral then looks like an expression of its own (a 2 s smile's tail, reported again 5 s late). Nothing
+    real is lost: a window's first frame moves only to at least ``reach`` (a lag plus the longest expression)
+    before what the window before it left unsettled, so an expression beginning there was settled earlier.
     """
     return 0 if int(numbers[0]) <= first else max(1, round(LAG_SECONDS * fps))
 
@@ -260,8 +259,9 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     ``hop_seconds`` switches to the live cut (a window every hop, intervals reported once settled);
     ``on_event(interval, last_frame_number_read)`` is called as each interval is final. ``max_seconds``
     stops reading after that much (default :data:`mevqa.io.stream.MAX_STREAM_SECONDS`, 10 minutes;
-    ``None``: no limit). ``progress(frames_read, frames_total or 0)`` after each window. A window in which
-    the face is lost too often (turned away) is skipped; if every window is, the last error is raised.
+    ``None``: no limit). ``progress(frames_read, frames_total or 0)``: every second of video read (tracking is
+    most of the work), live after each window. A face lost in most of a window (turned away) skips it; if
+    every window is skipped, the last error is raised.
     ``realtime_lag(t)`` (live cut only): how many seconds behind the source the frame at ``t`` s is read;
     while that is over a hop, or the last window is still being measured (in a thread, while tracking
     goes on), windows are put off and the next one reaches back over them (:func:`_live_windows`), so
@@ -291,6 +291,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
         frames = _started(frames, on_start)
     if stop is not None:
         frames = _stoppable(frames, stop)
+    if progress is not None and hop_seconds is None:
+        frames = _reporting(frames, max(1, int(round(sub_fps))), lambda n: progress(min(n + 1, total), total))
     out = StreamEvidence(str(source), info.fps, sub_fps, 0, [])
     errors = []
     aligned = stream_frontend(frames, sub_fps, config=config.frontend,
@@ -375,7 +377,7 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                 # an expression still under way at the window's end: look again soon rather than a hop
                 # later, so that the window that sees it end comes shortly after it does
                 wake.frames = min_gap
-        if progress is not None:
+        if progress is not None and live:
             progress(out.n_frames, total)
 
     try:
