@@ -75,6 +75,30 @@ def test_watch_prints_events_of_a_file():
     assert all(" s  " in line and "->" in line for line in lines)
 
 
+def test_watch_stopped_with_ctrl_c_prints_what_it_saw(monkeypatch, capsys):
+    """Ctrl-C (how a webcam is stopped) still prints the summary of the events so far, then propagates."""
+    import io
+
+    import mevqa.evidence.stream as st
+    from mevqa.apps.watch import watch
+
+    real = st.spot_stream
+
+    def interrupted(*args, on_event, **kw):
+        def first_then_stop(iv, newest):
+            on_event(iv, newest)
+            raise KeyboardInterrupt
+        return real(*args, on_event=first_then_stop, **kw)
+
+    monkeypatch.setattr(st, "spot_stream", interrupted)
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        watch(str(VIDEO), max_seconds=8.0, out=out)
+    err = capsys.readouterr().err
+    assert len(out.getvalue().splitlines()) == 1 and "'events': 1" in err and "stopped (Ctrl-C)" in err
+    assert 0 < float(err.split("'seconds': ")[1].split(",")[0]) <= 8.0
+
+
 def test_watch_a_missing_camera_or_stream_is_one_line(capfd):
     """No camera at an index (or an unreachable URL): exit 2 and one line naming it, not OpenCV's log."""
     from mevqa.apps.cli import main

@@ -22,7 +22,7 @@ import sys
 import time
 
 WATCH_EXAMPLES = """examples:
-  mevqa watch 0                          the first webcam, until Ctrl-C
+  mevqa watch 0                          the first webcam, until Ctrl-C (then a summary on stderr)
   mevqa watch rtsp://camera.local/stream a network stream
   mevqa watch interview.mp4 --realtime   a file played at its own pace, with report delays
   mevqa watch interview.mp4 --json       as fast as possible, one JSON object per expression"""
@@ -53,7 +53,7 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
     (a file played with ``realtime``; a live source's frames are timed by their arrival)."""
     from mevqa.evidence.stream import LIVE_HOP_SECONDS, LIVE_WINDOW_SECONDS, spot_stream  # noqa: PLC0415 - MediaPipe
 
-    from mevqa.io.stream import is_live  # noqa: PLC0415 - with the line above
+    from mevqa.io.stream import is_live, probe  # noqa: PLC0415 - with the line above
 
     timed = realtime or is_live(source)
     delays: list[float] = []
@@ -90,18 +90,35 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
         else:
             print(_line(iv, delay), file=out, flush=True)
 
-    res = spot_stream(source, fps=fps, window_seconds=LIVE_WINDOW_SECONDS, hop_seconds=LIVE_HOP_SECONDS,
-                      max_seconds=max_seconds or None, realtime=realtime, on_event=on_event,
-                      realtime_lag=(lambda t: time.perf_counter() - start - t) if timed else None, on_start=started)
-    summary = {"events": len(res.intervals), "seconds": round(res.duration, 2),
-               "wall_seconds": round(time.perf_counter() - begun, 2), "startup_s": round(start - begun, 2),
-               "notes": res.notes + ([f"{ahead} event(s) came while the source delivered frames faster than "
+    # seconds of the source read (the live cut reports after each window): a camera or stream's frames come
+    # at their own pace, so the time since its first frame; a file's from its frame rate
+    rate = None if is_live(source) else probe(source, fps=fps).fps
+    read = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        read[0] = done / rate if rate else time.perf_counter() - start
+
+    def summarise(events: int, seconds: float, notes: list[str]) -> dict:
+        summary = {"events": events, "seconds": round(seconds, 2),
+                   "wall_seconds": round(time.perf_counter() - begun, 2), "startup_s": round(start - begun, 2),
+                   "notes": notes + ([f"{ahead} event(s) came while the source delivered frames faster than "
                                       "real time: no report delay measured for them"] if ahead else [])}
-    for name, values in (("delay", delays), ("read_past_offset", behind)):
-        if values:
-            q = sorted(values)
-            summary |= {f"{name}_median_s": round(statistics.median(q), 3),
-                        f"{name}_p95_s": round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], 3)}
+        for name, values in (("delay", delays), ("read_past_offset", behind)):
+            if values:
+                q = sorted(values)
+                summary |= {f"{name}_median_s": round(statistics.median(q), 3),
+                            f"{name}_p95_s": round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], 3)}
+        return summary
+
+    try:
+        res = spot_stream(source, fps=fps, window_seconds=LIVE_WINDOW_SECONDS, hop_seconds=LIVE_HOP_SECONDS,
+                          max_seconds=max_seconds or None, realtime=realtime, on_event=on_event,
+                          realtime_lag=(lambda t: time.perf_counter() - start - t) if timed else None,
+                          on_start=started, progress=progress)
+    except KeyboardInterrupt:  # Ctrl-C, the way to stop a webcam: what was seen so far, then the CLI's exit 130
+        print(f"[{summarise(len(behind), read[0], ['stopped (Ctrl-C)'])}]", file=sys.stderr)
+        raise
+    summary = summarise(len(res.intervals), res.duration, res.notes)
     print(f"[{summary}]", file=sys.stderr)
     return summary
 
