@@ -100,7 +100,9 @@ def build_live_tab(*, fps: float = LIVE_FPS) -> None:
             table = gr.Dataframe(headers=LIVE_HEADERS, show_label=False, interactive=False, wrap=True, max_height=420,
                                  column_widths=["7%", "15%", "11%", "37%", "30%"], elem_id="live-events")
             gr.Markdown("time: seconds since the camera started; an expression is listed once it has ended "
-                        "(0.3 s after its offset plus the time the analysis takes: about 1.2 s in all on 2 cores).", elem_classes="note")
+                        "(0.3 s after its offset plus the time the analysis takes: about 1.2 s in all on 2 cores). "
+                        "These are early reports: for a reading to keep, record the session and analyse the file "
+                        "(Long video tab).", elem_classes="note")
     timer = gr.Timer(1.0, active=False)
 
     def webcam_frame(frame, st: LiveState):
