@@ -79,34 +79,25 @@ TRANSFORMS = ("mirror", "half", "fps12", "jpeg10", "bright", "gamma")
 def transformed(path: Path, name: str) -> Path:
     """A copy of ``path`` with one of :data:`TRANSFORMS` applied to every frame (12 fps: every second frame),
     written losslessly (FFV1 in Matroska): the copy differs from the decoded original by the transform alone."""
-    from bench_realvideo import _jpeg, _lut
+    from bench_realvideo import frame_transforms
 
     out = path.with_name(f"{path.stem}_{name}.mkv")
     if out.exists():
         return out
     cap = cv2.VideoCapture(str(path))
     fps, w, h = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    lut = {"bright": _lut(lambda v: v + 40), "gamma": _lut(lambda v: 255 * (v / 255) ** 1.8)}.get(name)
+    fn = frame_transforms(w, h).get(name, lambda f: f)  # fps12: every second frame, unchanged
     size = (w // 2, h // 2) if name == "half" else (w, h)
     part = out.with_suffix(".part.mkv")
     vw = cv2.VideoWriter(str(part), cv2.VideoWriter_fourcc(*"FFV1"), fps / 2 if name == "fps12" else fps, size)
     k = 0
     while True:
-        ok, f = cap.read()
+        ok, bgr = cap.read()
         if not ok:
             break
         k += 1
-        if name == "fps12" and k % 2 == 0:
-            continue
-        if name == "mirror":
-            f = f[:, ::-1]
-        elif name == "half":
-            f = cv2.resize(f, size, interpolation=cv2.INTER_AREA)
-        elif name == "jpeg10":
-            f = _jpeg(f[..., ::-1])[..., ::-1]
-        elif lut is not None:
-            f = lut[f]
-        vw.write(np.ascontiguousarray(f))
+        if name != "fps12" or k % 2:  # the transforms take RGB frames (JPEG encodes colour)
+            vw.write(np.ascontiguousarray(fn(bgr[..., ::-1])[..., ::-1]))
     vw.release()
     part.rename(out)
     return out

@@ -70,20 +70,28 @@ def _jpeg(f: np.ndarray, q: int = 10) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
 
 
-def variants(clip: Clip) -> dict[str, tuple[Clip, float, bool]]:
-    """name -> (clip, time offset of its frame 0 in the original, mirrored)."""
-    w, h = clip.size
+def frame_transforms(w: int, h: int) -> dict:
+    """name -> what it does to one RGB frame of a w x h video (the frame-wise transformations; 12 fps and
+    excerpts act on the frame sequence). bench_long.py writes long-video copies with the same functions."""
     bright, gamma = _lut(lambda v: v + 40), _lut(lambda v: 255 * (v / 255) ** 1.8)
     return {
-        "mirror": (_map(clip, lambda f: f[:, ::-1], "mirror"), 0.0, True),
-        "half": (_map(clip, lambda f: cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA), "half"), 0.0, False),
-        "double": (_map(clip, lambda f: cv2.resize(f, (w * 2, h * 2), interpolation=cv2.INTER_CUBIC), "double"), 0.0, False),
-        "fps12": (Clip(clip.frames[::2].copy(), clip.fps / 2, f"fps12:{clip.source}"), 0.0, False),
-        "jpeg10": (_map(clip, _jpeg, "jpeg10"), 0.0, False),
-        "bright": (_map(clip, lambda f: bright[f], "bright"), 0.0, False),
-        "gamma": (_map(clip, lambda f: gamma[f], "gamma"), 0.0, False),
-        "excerpt8": (excerpt(clip, *EXCERPT8), EXCERPT8[0], False),
+        "mirror": lambda f: f[:, ::-1],
+        "half": lambda f: cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+        "double": lambda f: cv2.resize(f, (w * 2, h * 2), interpolation=cv2.INTER_CUBIC),
+        "jpeg10": _jpeg,
+        "bright": lambda f: bright[f],
+        "gamma": lambda f: gamma[f],
     }
+
+
+def variants(clip: Clip) -> dict[str, tuple[Clip, float, bool]]:
+    """name -> (clip, time offset of its frame 0 in the original, mirrored)."""
+    fn = frame_transforms(*clip.size)
+    out = {name: (_map(clip, fn[name], name), 0.0, name == "mirror") for name in ("mirror", "half", "double")}
+    out["fps12"] = (Clip(clip.frames[::2].copy(), clip.fps / 2, f"fps12:{clip.source}"), 0.0, False)
+    out |= {name: (_map(clip, fn[name], name), 0.0, False) for name in ("jpeg10", "bright", "gamma")}
+    out["excerpt8"] = (excerpt(clip, *EXCERPT8), EXCERPT8[0], False)
+    return out
 
 
 def extra_variants(clip: Clip) -> dict[str, tuple[Clip, float, bool]]:

@@ -93,10 +93,11 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
     # seconds of the source read (the live cut reports after each window): a camera or stream's frames come
     # at their own pace, so the time since its first frame; a file's from its frame rate
     rate = None if is_live(source) else probe(source, fps=fps).fps
-    read = [0.0]
+    seconds_read = 0.0
 
     def progress(done: int, total: int) -> None:
-        read[0] = done / rate if rate else time.perf_counter() - start
+        nonlocal seconds_read
+        seconds_read = done / rate if rate else time.perf_counter() - start
 
     def summarise(events: int, seconds: float, notes: list[str]) -> dict:
         summary = {"events": events, "seconds": round(seconds, 2),
@@ -116,7 +117,8 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
                           realtime_lag=(lambda t: time.perf_counter() - start - t) if timed else None,
                           on_start=started, progress=progress)
     except KeyboardInterrupt:  # Ctrl-C, the way to stop a webcam: what was seen so far, then the CLI's exit 130
-        print(f"[{summarise(len(behind), read[0], ['stopped (Ctrl-C)'])}]", file=sys.stderr)
+        # ``behind`` has one entry per event reported
+        print(f"[{summarise(len(behind), seconds_read, ['stopped (Ctrl-C)'])}]", file=sys.stderr)
         raise
     summary = summarise(len(res.intervals), res.duration, res.notes)
     print(f"[{summary}]", file=sys.stderr)
