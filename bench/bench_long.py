@@ -6,6 +6,7 @@
     python bench/bench_long.py --mode live --lengths 80   # `mevqa watch --realtime`: report delays
     python bench/bench_long.py --mode agree --lengths 20 40 80  # live events against the long-video cut's
     python bench/bench_long.py --mode transforms --lengths 40   # both cuts on transformed copies
+    python bench/bench_long.py --mode bound --lengths 80   # the earliest a live report could have come
 
 ``--mode live`` plays the file at its own pace through :func:`mevqa.apps.watch.watch` (the live cut)
 and prints the delay from each expression's offset to its report (median, p95, over the run's events),
@@ -18,6 +19,12 @@ with an AU found present, as both report them) and how far past each offset the 
 was reported: what the live cut's early reports cost in placement. Both are also read as a person
 labels the source (bench_realvideo.py): events in its laughing half positive with AU12, in its crying
 half negative.
+
+``--mode bound`` asks how early any live report could come, whatever it reported: it runs the live cut
+(untimed) and the long-video cut, and for each long-video event finds the first live window in which a
+spotted span that has ended (offset before the window's last frame) matches it (IoU >= 0.5, >= 0.3, or
+any overlap), and how far past the event's offset that window's last frame is: the read past offset of
+the earliest report that window could make (the window's measuring, 0.2-0.4 s, comes on top).
 
 ``--mode transforms`` writes transformed copies of the long video (mirror, half size, 12 fps, JPEG
 quality 10, brighter, gamma 1.8: bench_realvideo.py's, none of which may change a reading; written
@@ -130,6 +137,12 @@ def _as_labelled(events) -> str:
     return f"{good_laugh}/{laugh} laughing, {good_cry}/{cry} crying"
 
 
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """IoU of two inclusive frame spans."""
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    return max(0, inter) / (max(a[1], b[1]) - min(a[0], b[0]) + 1)
+
+
 def run_one(mode: str, path: str) -> dict:
     """In this (fresh) process: analyse ``path`` one way; time, CPU and peak RSS."""
     t, c = time.perf_counter(), time.process_time()
@@ -175,6 +188,27 @@ def run_one(mode: str, path: str) -> dict:
                 "f1": round(m.f1, 3), "windows": live.windows,
                 "read_past_median_s": round(statistics.median(q), 3) if q else None,
                 "read_past_p95_s": round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], 3) if q else None}
+    elif mode == "bound":
+        from mevqa.evidence.stream import LIVE_HOP_SECONDS, LIVE_WINDOW_SECONDS, spot_stream
+
+        seen: list = []  # (last frame, spans) of every live window, in order
+        live = spot_stream(path, window_seconds=LIVE_WINDOW_SECONDS, hop_seconds=LIVE_HOP_SECONDS, max_seconds=None,
+                           on_window=lambda spans, last: seen.append((last, spans)))
+        whole = [iv for iv in spot_stream(path, max_seconds=None).intervals if iv.aus]
+        out = {"events": len(whole), "windows": len(seen)}
+        for name, least in (("iou 0.5", 0.5), ("iou 0.3", 0.3), ("any overlap", 0.0)):
+            past = []
+            for ev in whole:
+                for last, spans in seen:
+                    if any(off < last and _overlap((on, off), (ev.onset, ev.offset)) >= least
+                           and min(off, ev.offset) >= max(on, ev.onset) for on, off in spans):
+                        past.append((last - ev.offset) / live.fps)
+                        break
+            q = sorted(past)
+            out[name] = {"found": len(q), "median_s": round(float(np.median(q)), 2) if q else None,
+                         "p95_s": round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], 2) if q else None,
+                         "within_1s": sum(x < 1.0 for x in q)}
+        return out
     elif mode == "events":  # both cuts' events in seconds (for --mode transforms)
         from mevqa.evidence.stream import LIVE_HOP_SECONDS, LIVE_WINDOW_SECONDS, spot_stream
 
@@ -193,7 +227,7 @@ def run_one(mode: str, path: str) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("stream", "clip", "frontend", "live", "agree", "transforms", "events"),
+    ap.add_argument("--mode", choices=("stream", "clip", "frontend", "live", "agree", "bound", "transforms", "events"),
                     default="stream")
     ap.add_argument("--lengths", type=float, nargs="+", default=[20, 80, 300, 600], help="seconds")
     ap.add_argument("--tmp", default="/tmp/mevqa_bench_long")
@@ -213,6 +247,9 @@ def main(argv=None) -> int:
     elif a.mode == "agree":
         print("length  live events  long-video events  matched  interval F1  read past offset median/p95 s  windows  "
               "as a person labels it: live | long-video")
+    elif a.mode == "bound":
+        print("length  long-video events  a live window's ended span ...  found  read past offset median / p95 s  "
+              "within 1 s")
     else:
         print("length   frames  wall s  cpu s  frames/s wall  frames/s cpu  peak RSS MB  intervals  load")
     for secs in a.lengths:
@@ -226,6 +263,12 @@ def main(argv=None) -> int:
             print(f"{secs:6.0f} s  {d['live_events']:11d}  {d['long_events']:17d}  {d['matched']:7d}  {d['f1']:11.3f}  "
                   f"{d['read_past_median_s']!s:>14} / {d['read_past_p95_s']!s:<13}  {d['windows']:7d}  "
                   f"{d['person_live']} | {d['person_long']}", flush=True)
+            continue
+        if a.mode == "bound":
+            for name in ("iou 0.5", "iou 0.3", "any overlap"):
+                b = d[name]
+                print(f"{secs:6.0f} s  {d['events']:17d}  matching it at {name:<13s}  {b['found']:5d}  "
+                      f"{b['median_s']!s:>14} / {b['p95_s']!s:<15}  {b['within_1s']:10d}", flush=True)
             continue
         if a.mode == "live":
             print(f"{secs:6.0f} s  {d['events']:6d}  {d['delay_median_s']!s:>14}  {d['delay_p95_s']!s:>11}  "

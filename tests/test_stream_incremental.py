@@ -84,11 +84,20 @@ def test_live_cut_reports_the_same_events_with_and_without_the_cache():
     whole evidence of every window: the same events, field for field, from the same windows."""
     from mevqa.evidence.stream import spot_stream
 
-    runs = [spot_stream(VIDEO, window_seconds=6.0, hop_seconds=1.0, max_seconds=7.0, incremental=inc)
-            for inc in (True, False)]
+    seen: list = [[], []]
+    runs = [spot_stream(VIDEO, window_seconds=6.0, hop_seconds=1.0, max_seconds=7.0, incremental=inc,
+                        on_window=lambda spans, last, k=k: seen[k].append((last, spans)))
+            for k, inc in enumerate((True, False))]
     assert runs[0].windows == runs[1].windows
     got = [[{k: v for k, v in vars(iv).items()} for iv in r.intervals] for r in runs]
     assert got[0] == got[1] and len(got[0]) >= 1
+    # on_window: every window once, in order, with its spotted spans (source frames); each event reported
+    # is one of them, from a window whose last frame lies past its offset
+    assert len(seen[0]) == runs[0].windows and seen[0] == seen[1]
+    lasts = [last for last, _ in seen[0]]
+    assert lasts == sorted(lasts) and lasts[-1] == runs[0].n_frames - 1
+    for iv in runs[0].intervals:
+        assert any((iv.onset, iv.offset) in spans and iv.offset < last for last, spans in seen[0])
 
 
 def test_live_windows_keep_their_start_and_wake_early():

@@ -31,12 +31,10 @@ before the spotter's 2 s reference after it has arrived: its bounds there are th
 allow, and a later window may place it a little differently (it is not reported twice). Its frames are
 aligned with the eye centres smoothed over +-0.15 s, not +-0.45 s (``LIVE_LOOKAHEAD_SECONDS``: the
 alignment's delay line), and while an expression is under way at a window's end the next window comes
-at least ``LIVE_MIN_GAP_SECONDS`` later rather than a hop later (``early``). Report delay on a 40 s file
-played in real time on 2 cores: median 2.0 s before these three, 1.2-1.3 s after.
-
-Three more (``LIVE_TAIL_STEP_SECONDS``, :func:`_cut_start`, the window that settles an ended interval cut as
-soon as it does) cut it on the 80 s file to a median of about 1.05 s, a 95th percentile of 2.5-3.8 s: events
-a later window places anew (two expressions under 2 s apart read as one until the 2 s reference has come).
+at least ``LIVE_MIN_GAP_SECONDS`` later rather than a hop later (``early``). With ``LIVE_TAIL_STEP_SECONDS``,
+:func:`_cut_start` and the settling window cut as soon as it settles: report delay on the 80 s file, in real
+time on 2 cores, median about 1.05 s, 95th percentile 2.5-3 s. ``python bench/bench_long.py --mode bound``
+shows why no earlier report helps the 95th percentile: some expressions' spans take shape seconds late.
 """
 from __future__ import annotations
 
@@ -225,9 +223,8 @@ def _live_intervals(front, numbers: np.ndarray, cache: PairCache, *, config: Evi
     spotted with the motion earlier windows measured (:func:`mevqa.spot.incremental.spot_window`) and
     read (AUs, face) only for the intervals that are settled (offset before window frame ``settled``)
     and ``fresh(onset, offset)`` (stream frame numbers: not reported before), and that begin at or after
-    window frame ``cut`` (:func:`_cut_start`). Spots now; returns an
-    iterator that reads each interval once the ones before it were taken (the caller adds each to what
-    ``fresh`` checks, as the uncached path does)."""
+    window frame ``cut`` (:func:`_cut_start`). Spots now; returns its spans and an iterator that reads each
+    interval once the ones before it were taken (the caller adds each to what ``fresh`` checks)."""
     sr = spot_window(front, numbers, cache, config=config.spot)
     spotted = sorted(sorted(sr.intervals, key=lambda iv: -iv.score)[: config.max_intervals], key=lambda iv: iv.onset)
     spotted = [s for s in spotted if s.onset >= cut]
@@ -252,8 +249,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                 on_event: Callable[[IntervalEvidence, int], None] | None = None,
                 realtime_lag: Callable[[float], float] | None = None,
                 progress: Callable[[int, int], None] | None = None, on_start: Callable[[], None] | None = None,
-                incremental: bool = True, early: bool = True, stop: Callable[[], bool] | None = None
-                ) -> StreamEvidence:
+                incremental: bool = True, early: bool = True, stop: Callable[[], bool] | None = None,
+                on_window: Callable[[list[tuple[int, int]], int], None] | None = None) -> StreamEvidence:
     """Spot and read every expression of a video file, frame folder, webcam index or stream URL.
 
     ``hop_seconds`` switches to the live cut (a window every hop, intervals reported once settled);
@@ -275,6 +272,7 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     :data:`LIVE_MIN_GAP_SECONDS` later, rather than at the next hop.
     ``stop()``, checked before each frame is read: once true, :class:`StreamStopped` is raised within a
     frame (a cancelled analysis frees its core at once, not at the end of a 30 s window).
+    ``on_window(spans, last)``: each window's spotted (onset, offset) and its last frame (source numbers).
     """
     info = probe(source, fps=fps)
     step = analysis_step(info.fps, config.frontend.max_fps)
@@ -355,6 +353,8 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
                     keep = [iv for iv in ev.intervals if lo <= (iv.onset + iv.offset) / 2 < hi]
                 else:  # only events (an AU found present, as mevqa.answer.lvqa counts them), once settled
                     keep = [iv for iv in taken if iv.aus and iv.offset < settled]
+            if on_window is not None:
+                on_window([(int(numbers[a]), int(numbers[b])) for a, b in spans], int(numbers[-1]))
         except FaceError as e:  # turned away or out of frame for a while: skip that stretch
             errors.append(e)
             out.failed_windows += 1
