@@ -33,8 +33,9 @@ aligned with the eye centres smoothed over +-0.15 s, not +-0.45 s (``LIVE_LOOKAH
 alignment's delay line), and while an expression is under way at a window's end the next window comes
 at least ``LIVE_MIN_GAP_SECONDS`` later rather than a hop later (``early``). With ``LIVE_TAIL_STEP_SECONDS``,
 :func:`_cut_start` and the settling window cut as soon as it settles: report delay on the 80 s file, in real
-time on 2 cores, median about 1.05 s, 95th percentile 2.5-3 s. ``python bench/bench_long.py --mode bound``
-shows why no earlier report helps the 95th percentile: some expressions' spans take shape seconds late.
+time on 2 cores, median about 1.05 s, p95 2.5-3 s. No earlier report helps the p95 (``bench_long.py --mode
+bound``): a window holds a falling interval's offset at its end (:func:`mevqa.spot.intervals.segment`'s clip-end
+rule) until the fall has ended, 1-1.7 s after the offset for some; released sooner, offsets came early.
 """
 from __future__ import annotations
 
@@ -272,8 +273,7 @@ def spot_stream(source, *, fps: float | None = None, window_seconds: float = WIN
     :data:`LIVE_MIN_GAP_SECONDS` later, rather than at the next hop.
     ``stop()``, checked before each frame is read: once true, :class:`StreamStopped` is raised within a
     frame (a cancelled analysis frees its core at once, not at the end of a 30 s window).
-    ``on_window(spans, last)``: each window's spotted (onset, offset) and its last frame (source numbers).
-    """
+    ``on_window(spans, last)``: each window's spotted (onset, offset) and its last frame (source numbers)."""
     info = probe(source, fps=fps)
     step = analysis_step(info.fps, config.frontend.max_fps)
     sub_fps = info.fps / step
