@@ -137,20 +137,6 @@ def _as_labelled(events) -> str:
     return f"{good_laugh}/{laugh} laughing, {good_cry}/{cry} crying"
 
 
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
-    """IoU of two inclusive frame spans."""
-    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
-    return max(0, inter) / (max(a[1], b[1]) - min(a[0], b[0]) + 1)
-
-
-def _median_p95(values, digits: int) -> tuple[float | None, float | None]:
-    """Median and 95th percentile (the nearest rank, as `mevqa watch` reports it); None for no values."""
-    q = sorted(values)
-    if not q:
-        return None, None
-    return round(float(np.median(q)), digits), round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], digits)
-
-
 def run_one(mode: str, path: str) -> dict:
     """In this (fresh) process: analyse ``path`` one way; time, CPU and peak RSS."""
     t, c = time.perf_counter(), time.process_time()
@@ -180,6 +166,7 @@ def run_one(mode: str, path: str) -> dict:
                                          "read_past_offset_p95_s", "startup_s")},
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     elif mode == "agree":
+        from mevqa.apps.watch import median_p95
         from mevqa.evidence.stream import LIVE_HOP_SECONDS, LIVE_WINDOW_SECONDS, spot_stream
         from mevqa.megc.spotting_metrics import match_intervals
 
@@ -188,12 +175,14 @@ def run_one(mode: str, path: str) -> dict:
                            on_event=lambda iv, newest: past.append((newest - iv.offset) / iv.fps))
         whole = [iv for iv in spot_stream(path, max_seconds=None).intervals if iv.aus]
         m = match_intervals(live.intervals, whole).counts
-        median, p95 = _median_p95(past, 3)
+        median, p95 = median_p95(past)
         return {"person_live": _as_labelled(live.intervals), "person_long": _as_labelled(whole),
                 "live_events": len(live.intervals), "long_events": len(whole), "matched": m.tp,
                 "f1": round(m.f1, 3), "windows": live.windows, "read_past_median_s": median, "read_past_p95_s": p95}
     elif mode == "bound":
+        from mevqa.apps.watch import median_p95
         from mevqa.evidence.stream import LIVE_HOP_SECONDS, LIVE_WINDOW_SECONDS, spot_stream
+        from mevqa.megc.spotting_metrics import iou
 
         seen: list = []  # (last frame, spans) of every live window, in order
         live = spot_stream(path, window_seconds=LIVE_WINDOW_SECONDS, hop_seconds=LIVE_HOP_SECONDS, max_seconds=None,
@@ -204,11 +193,10 @@ def run_one(mode: str, path: str) -> dict:
             past = []
             for ev in whole:
                 for last, spans in seen:
-                    if any(off < last and _overlap((on, off), (ev.onset, ev.offset)) >= least
-                           and min(off, ev.offset) >= max(on, ev.onset) for on, off in spans):
+                    if any(off < last and 0 < iou((on, off), ev) >= least for on, off in spans):
                         past.append((last - ev.offset) / live.fps)
                         break
-            median, p95 = _median_p95(past, 2)
+            median, p95 = median_p95(past, 2)
             out[name] = {"found": len(past), "median_s": median, "p95_s": p95, "within_1s": sum(x < 1.0 for x in past)}
         return out
     elif mode == "events":  # both cuts' events in seconds (for --mode transforms)

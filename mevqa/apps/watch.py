@@ -47,6 +47,14 @@ def _line(iv, delay: float | None) -> str:
     return f"{t0:7.2f}-{t1:6.2f} s  {iv.kind:5s}  {aus}  -> {reading}{tail}"
 
 
+def median_p95(values, digits: int = 3) -> tuple[float | None, float | None]:
+    """Median and 95th percentile (the nearest rank) of ``values``, rounded; (None, None) for none."""
+    q = sorted(values)
+    if not q:
+        return None, None
+    return round(statistics.median(q), digits), round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], digits)
+
+
 def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_seconds: float | None = 600.0,
           as_json: bool = False, out=sys.stdout) -> dict:
     """Print each expression as it is spotted; returns the report delays (s) when they can be measured
@@ -106,9 +114,7 @@ def watch(source: str, *, realtime: bool = False, fps: float | None = None, max_
                                       "real time: no report delay measured for them"] if ahead else [])}
         for name, values in (("delay", delays), ("read_past_offset", behind)):
             if values:
-                q = sorted(values)
-                summary |= {f"{name}_median_s": round(statistics.median(q), 3),
-                            f"{name}_p95_s": round(q[min(len(q) - 1, int(round(0.95 * (len(q) - 1))))], 3)}
+                summary[f"{name}_median_s"], summary[f"{name}_p95_s"] = median_p95(values)
         return summary
 
     try:
